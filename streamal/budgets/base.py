@@ -1,0 +1,109 @@
+"""The budget-manager interface: do we spend a label on this arrival?"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from river import base
+
+__all__ = ["BudgetManager"]
+
+
+class BudgetManager(base.Base):  # type: ignore[misc]
+    """Decides, arrival by arrival, whether to buy a label; keeps the budget promise.
+
+    Every manager is held by two guards that make the label rate a promise rather than
+    an average that may overshoot:
+
+    * **cumulative**: after ``n`` arrivals at most ``floor(rate * n)`` labels were spent;
+    * **sliding window**: at most ``max(1, floor(rate * window))`` labels in any
+      ``window`` consecutive arrivals (no burst after a quiet period).
+
+    Subclasses implement :meth:`_wants`, which sees the score and whether the guards
+    leave a label to spend; if they do and ``_wants`` returns ``True``, the label is
+    spent. Subclasses store their constructor arguments under their own names.
+
+    Parameters
+    ----------
+    rate
+        Target label rate in ``(0, 1]``: the share of arrivals that may be labelled.
+    window
+        Length of the guard's sliding window, in arrivals. 1,000 arrivals is long enough
+        to let a strategy concentrate labels where it wants and short enough that
+        annotators see no burst of more than ``rate * 1000`` queries.
+    seed
+        Seed of the manager's random choices, if it makes any.
+    """
+
+    def __init__(self, rate: float = 0.1, window: int = 1000, seed: int | None = None) -> None:
+        if not 0.0 < rate <= 1.0:
+            from streamal.exceptions import ConfigError
+
+            raise ConfigError(f"rate must be in (0, 1], got {rate}")
+        self.rate = rate
+        self.window = window
+        self.seed = seed
+        self._seen = 0
+        self._spent = 0
+        self._recent: deque[int] = deque()
+        self._window_cap = max(1, math.floor(rate * window + 1e-9))
+        #: Probability with which the last arrival was queried, if the manager knows it
+        #: (``None`` for deterministic rules); used for inverse-propensity weighting.
+        self.last_probability: float | None = None
+        #: Whether the guards left a label to spend on the last arrival.
+        self.last_allowed = True
+
+    @property
+    def seen(self) -> int:
+        """Arrivals decided so far."""
+        return self._seen
+
+    @property
+    def spent(self) -> int:
+        """Labels bought so far."""
+        return self._spent
+
+    @property
+    def realized_rate(self) -> float:
+        """Labels bought per arrival since the start."""
+        return self._spent / self._seen if self._seen else 0.0
+
+    @property
+    def threshold(self) -> float | None:
+        """Current score threshold of threshold-based managers (``None`` otherwise)."""
+        return None
+
+    def budget_left(self) -> bool:
+        """Whether the guards allow one more label for the current arrival."""
+        if self._spent + 1 > self.rate * self._seen + 1e-9:
+            return False
+        recent = self._recent
+        oldest = self._seen - self.window
+        while recent and recent[0] <= oldest:
+            recent.popleft()
+        return len(recent) < self._window_cap
+
+    def decide(self, score: float, ts: float | None = None, pending: int = 0) -> bool:
+        """Decide whether to buy a label for an arrival with ``score``.
+
+        Parameters
+        ----------
+        score
+            The strategy's informativeness score in ``[0, 1]``.
+        ts
+            Stream time of the arrival (used by time-based caps).
+        pending
+            Number of queries still waiting for their label (used by capacity caps).
+        """
+        self._seen += 1
+        allowed = self.last_allowed = self.budget_left()
+        if self._wants(score, allowed, ts, pending) and allowed:
+            self._spent += 1
+            self._recent.append(self._seen)
+            return True
+        return False
+
+    def _wants(self, score: float, allowed: bool, ts: float | None, pending: int) -> bool:
+        """Whether to buy the label; ``allowed`` says whether the guards leave one."""
+        raise NotImplementedError

@@ -1,0 +1,279 @@
+"""The active learner: one core for the live service, offline replay and user loops."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamal.budgets.base import BudgetManager
+from streamal.messages import Label, Query, Sample
+from streamal.pending import MemoryPendingStore, PendingEntry, PendingStore
+from streamal.strategies.base import Strategy
+
+__all__ = ["ActiveLearner", "Decision", "LabelOutcome", "LearnerStats"]
+
+
+class LabelOutcome(enum.StrEnum):
+    """What happened to a label handed to :meth:`ActiveLearner.apply`."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+
+
+@dataclass(slots=True)
+class Decision:
+    """The result of scoring one arrival.
+
+    ``reason`` is ``"query"`` when a label was requested, ``"score"`` when the budget
+    manager found the arrival not informative enough, and ``"budget"`` when no label was
+    left to spend.
+    """
+
+    sample_id: str
+    proba: dict[Any, float]
+    prediction: Any
+    score: float
+    queried: bool
+    reason: str
+    model_version: int
+    propensity: float | None = None
+    expires_at: float | None = None
+
+
+@dataclass(slots=True)
+class LearnerStats:
+    """Counters of everything the learner did since it was created."""
+
+    seen: int = 0
+    queried: int = 0
+    applied: int = 0
+    duplicate: int = 0
+    unknown: int = 0
+    expired: int = 0
+    evicted: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+class _RecentIds:
+    """Bounded memory of closed query ids and how they closed (oldest forgotten first)."""
+
+    __slots__ = ("maxlen", "_ids")
+
+    def __init__(self, maxlen: int) -> None:
+        self.maxlen = maxlen
+        self._ids: dict[str, LabelOutcome] = {}
+
+    def add(self, sample_id: str, outcome: LabelOutcome) -> None:
+        ids = self._ids
+        ids.pop(sample_id, None)
+        ids[sample_id] = outcome
+        if len(ids) > self.maxlen:
+            del ids[next(iter(ids))]
+
+    def get(self, sample_id: str) -> LabelOutcome | None:
+        return self._ids.get(sample_id)
+
+    def __getstate__(self) -> tuple[int, dict[str, LabelOutcome]]:
+        return (self.maxlen, self._ids)
+
+    def __setstate__(self, state: tuple[int, dict[str, LabelOutcome]]) -> None:
+        self.maxlen, self._ids = state
+
+
+class ActiveLearner:
+    """Scores arrivals, decides which to label, and learns from labels when they come.
+
+    Parameters
+    ----------
+    model
+        A river classifier (``predict_proba_one`` and ``learn_one``).
+    strategy
+        How informative an arrival is (:mod:`streamal.strategies`).
+    budget
+        Whether to buy its label (:mod:`streamal.budgets`).
+    pending
+        Where queried samples wait for their label; an in-memory store by default.
+    ttl
+        How long a query waits for its label before it expires, in stream time: seconds
+        when samples carry ``ts``, otherwise arrivals. ``None`` waits forever (the store
+        stays bounded by its ``max_size``).
+    remember
+        How many closed query ids are remembered to tell duplicate and expired labels
+        from unknown ones.
+
+    Examples
+    --------
+    >>> from streamal import ActiveLearner, Label, Sample, budgets, models, strategies
+    >>> learner = ActiveLearner(
+    ...     models.build_model("logreg"),
+    ...     strategies.Entropy(),
+    ...     budgets.VariableThreshold(rate=0.5),
+    ... )
+    >>> decisions = [learner.process(Sample(id=str(i), x={"a": float(i % 2)})) for i in range(4)]
+    >>> [d.queried for d in decisions]
+    [False, True, False, True]
+    >>> learner.learn(Label(sample_id="1", y=True)), learner.model_version
+    (True, 1)
+    >>> learner.apply(Label(sample_id="1", y=True)).value
+    'duplicate'
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        strategy: Strategy,
+        budget: BudgetManager,
+        pending: PendingStore | None = None,
+        ttl: float | None = None,
+        remember: int = 100_000,
+    ) -> None:
+        self.model = model
+        self.strategy = strategy
+        self.budget = budget
+        self.pending: PendingStore = MemoryPendingStore() if pending is None else pending
+        self.ttl = ttl
+        self.model_version = 0
+        self.stats = LearnerStats()
+        self._closed = _RecentIds(remember)
+        self._now = 0.0
+        self._next_deadline: float | None = None
+
+    # -- arrivals ------------------------------------------------------------------
+    def process(self, sample: Sample) -> Decision:
+        """Predict, score and decide for one arrival; keep it pending if queried."""
+        stats = self.stats
+        stats.seen += 1
+        now = self._now = float(sample.ts) if sample.ts is not None else float(stats.seen)
+        if self._next_deadline is not None and now >= self._next_deadline:
+            self.expire(now)
+        x = sample.x
+        proba = self.model.predict_proba_one(x)
+        prediction = max(proba, key=proba.__getitem__) if proba else None
+        strategy = self.strategy
+        score = strategy.score(x, proba, self.model)
+        budget = self.budget
+        queried = budget.decide(score, now, len(self.pending))
+        if strategy.stateful:
+            strategy.observe(x)
+        expires_at = None if self.ttl is None else now + self.ttl
+        if queried:
+            stats.queried += 1
+            self._put(
+                PendingEntry(
+                    sample.id,
+                    x,
+                    now,
+                    float("inf") if expires_at is None else expires_at,
+                    score,
+                    prediction,
+                    self.model_version,
+                    "learn",
+                    budget.last_probability,
+                )
+            )
+            reason = "query"
+        else:
+            reason = "score" if budget.last_allowed else "budget"
+        return Decision(
+            sample.id,
+            proba,
+            prediction,
+            score,
+            queried,
+            reason,
+            self.model_version,
+            budget.last_probability,
+            expires_at,
+        )
+
+    def _put(self, entry: PendingEntry) -> None:
+        evicted = self.pending.put(entry)
+        if evicted is not None:
+            self.stats.evicted += 1
+            self._closed.add(evicted.sample_id, LabelOutcome.EXPIRED)
+        if self._next_deadline is None and entry.expires_at != float("inf"):
+            self._next_deadline = entry.expires_at
+
+    def expire(self, now: float) -> list[PendingEntry]:
+        """Expire the queries whose deadline is at or before ``now``; return them."""
+        expired = self.pending.expire(now)
+        for entry in expired:
+            self._closed.add(entry.sample_id, LabelOutcome.EXPIRED)
+        self.stats.expired += len(expired)
+        deadline = self.pending.next_deadline()
+        self._next_deadline = None if deadline == float("inf") else deadline
+        return expired
+
+    # -- labels --------------------------------------------------------------------
+    def apply(self, label: Label) -> LabelOutcome:
+        """Learn from ``label`` if it answers a pending query; say what happened.
+
+        A label for a query answered before is a duplicate and is ignored; a label for an
+        expired query, or for an id never queried (or forgotten), changes nothing.
+        """
+        entry = self.pending.pop(label.sample_id)
+        stats = self.stats
+        if entry is None:
+            outcome = self._closed.get(label.sample_id) or LabelOutcome.UNKNOWN
+            if outcome is LabelOutcome.APPLIED:
+                outcome = LabelOutcome.DUPLICATE
+            setattr(stats, outcome.value, getattr(stats, outcome.value) + 1)
+            return outcome
+        if entry.expires_at < self._now:
+            self._closed.add(label.sample_id, LabelOutcome.EXPIRED)
+            stats.expired += 1
+            return LabelOutcome.EXPIRED
+        self._update(entry.x, label.y)
+        self._closed.add(label.sample_id, LabelOutcome.APPLIED)
+        stats.applied += 1
+        return LabelOutcome.APPLIED
+
+    def learn(self, label: Label) -> bool:
+        """Apply ``label``; ``True`` if the model learned from it (see :meth:`apply`)."""
+        return self.apply(label) is LabelOutcome.APPLIED
+
+    def warm_start(self, labelled: Iterable[Sample | tuple[dict[str, Any], Any]]) -> int:
+        """Learn from already-labelled samples before the stream starts; return how many."""
+        n = 0
+        for item in labelled:
+            if isinstance(item, Sample):
+                if item.y is None:
+                    raise ValueError(f"warm-start sample {item.id!r} has no label y")
+                self._update(item.x, item.y)
+            else:
+                self._update(item[0], item[1])
+            n += 1
+        return n
+
+    def _update(self, x: dict[str, Any], y: Any) -> None:
+        self.model.learn_one(x, y)
+        if self.strategy.stateful:
+            self.strategy.learn(x, y)
+        self.model_version += 1
+
+    # -- helpers -------------------------------------------------------------------
+    def query_for(self, sample: Sample, decision: Decision, purpose: str = "learn") -> Query:
+        """The :class:`Query` message for a queried arrival."""
+        return Query(
+            sample_id=sample.id,
+            x=sample.x,
+            proba={str(k): float(v) for k, v in decision.proba.items()},
+            prediction=decision.prediction,
+            score=decision.score,
+            strategy=type(self.strategy).__name__,
+            model_version=decision.model_version,
+            ts=sample.ts,
+            expires_at=decision.expires_at,
+            purpose=purpose,  # type: ignore[arg-type]
+            propensity=decision.propensity,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ActiveLearner(strategy={self.strategy!r}, budget={self.budget!r}, "
+            f"model_version={self.model_version}, pending={len(self.pending)})"
+        )

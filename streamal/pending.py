@@ -1,0 +1,237 @@
+"""Pending stores: queried samples waiting for their label.
+
+A store is keyed by sample id, bounded in size, and expires entries whose deadline
+(``expires_at``) has passed. Entries come out in query order, so expiry is a scan from
+the oldest entry. Two implementations share one interface:
+:class:`MemoryPendingStore` (a dict in insertion order) and :class:`SQLitePendingStore`
+(a table in an SQLite file, for pending sets that outgrow memory or must outlive the
+process between snapshots).
+"""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["MemoryPendingStore", "PendingEntry", "PendingStore", "SQLitePendingStore"]
+
+
+@dataclass(slots=True)
+class PendingEntry:
+    """A queried sample awaiting its label."""
+
+    sample_id: str
+    x: dict[str, Any]
+    queried_at: float
+    expires_at: float
+    score: float = 0.0
+    prediction: Any = None
+    model_version: int = 0
+    purpose: str = "learn"
+    propensity: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class PendingStore(Protocol):
+    """What the learner needs from a pending store."""
+
+    max_size: int
+
+    def put(self, entry: PendingEntry) -> PendingEntry | None:
+        """Store ``entry``; return the oldest entry if it had to be evicted to make room."""
+        ...
+
+    def pop(self, sample_id: str) -> PendingEntry | None:
+        """Remove and return the entry for ``sample_id`` (``None`` if absent)."""
+        ...
+
+    def expire(self, now: float) -> list[PendingEntry]:
+        """Remove and return the entries whose deadline is at or before ``now``."""
+        ...
+
+    def next_deadline(self) -> float | None:
+        """The deadline of the oldest entry (``None`` when empty)."""
+        ...
+
+    def __contains__(self, sample_id: object) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[PendingEntry]: ...
+
+
+class MemoryPendingStore:
+    """In-memory pending store, bounded to ``max_size`` entries (oldest evicted first).
+
+    Examples
+    --------
+    >>> store = MemoryPendingStore(max_size=2)
+    >>> store.put(PendingEntry("a", {}, queried_at=0.0, expires_at=10.0))
+    >>> store.put(PendingEntry("b", {}, queried_at=1.0, expires_at=11.0))
+    >>> store.put(PendingEntry("c", {}, queried_at=2.0, expires_at=12.0)).sample_id
+    'a'
+    >>> [e.sample_id for e in store.expire(11.0)]
+    ['b']
+    >>> store.pop("c").sample_id, len(store)
+    ('c', 0)
+    """
+
+    def __init__(self, max_size: int = 100_000) -> None:
+        self.max_size = max_size
+        self._entries: dict[str, PendingEntry] = {}
+
+    def put(self, entry: PendingEntry) -> PendingEntry | None:
+        entries = self._entries
+        entries.pop(entry.sample_id, None)
+        evicted = None
+        if len(entries) >= self.max_size:
+            evicted = entries.pop(next(iter(entries)))
+        entries[entry.sample_id] = entry
+        return evicted
+
+    def pop(self, sample_id: str) -> PendingEntry | None:
+        return self._entries.pop(sample_id, None)
+
+    def expire(self, now: float) -> list[PendingEntry]:
+        entries = self._entries
+        due = []
+        # Entries with a common TTL are in deadline order, so stop at the first live one;
+        # the full scan below handles mixed TTLs and runs only when the head expired.
+        for sid, entry in entries.items():
+            if entry.expires_at > now:
+                break
+            due.append(sid)
+        else:
+            return [entries.pop(sid) for sid in due]
+        if not due:
+            return []
+        due = [sid for sid, e in entries.items() if e.expires_at <= now]
+        return [entries.pop(sid) for sid in due]
+
+    def next_deadline(self) -> float | None:
+        """The deadline of the oldest entry (``None`` when empty)."""
+        for entry in self._entries.values():
+            return entry.expires_at
+        return None
+
+    def __contains__(self, sample_id: object) -> bool:
+        return sample_id in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[PendingEntry]:
+        return iter(list(self._entries.values()))
+
+    def __repr__(self) -> str:
+        return f"MemoryPendingStore(max_size={self.max_size}, pending={len(self)})"
+
+
+class SQLitePendingStore:
+    """Pending store in an SQLite file, bounded to ``max_size`` entries.
+
+    Pickling a store captures its entries; unpickling writes them back into the file at
+    ``path`` (replacing its content), so a snapshot restores the pending set exactly.
+
+    Parameters
+    ----------
+    path
+        Database file, or ``":memory:"``.
+    max_size
+        Maximum number of pending entries; the oldest is evicted to make room.
+
+    Examples
+    --------
+    >>> store = SQLitePendingStore(":memory:", max_size=10)
+    >>> store.put(PendingEntry("a", {"f": 1.0}, queried_at=0.0, expires_at=5.0))
+    >>> "a" in store, len(store)
+    (True, 1)
+    >>> store.pop("a").x
+    {'f': 1.0}
+    """
+
+    def __init__(self, path: str = ":memory:", max_size: int = 100_000) -> None:
+        self.path = path
+        self.max_size = max_size
+        self._open()
+
+    def _open(self) -> None:
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS pending (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " sample_id TEXT UNIQUE NOT NULL, expires_at REAL NOT NULL, entry BLOB NOT NULL)"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS pending_expiry ON pending (expires_at)")
+        self._count = self._db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
+
+    def put(self, entry: PendingEntry) -> PendingEntry | None:
+        self.pop(entry.sample_id)
+        evicted = None
+        if self._count >= self.max_size:
+            row = self._db.execute("SELECT seq, entry FROM pending ORDER BY seq LIMIT 1").fetchone()
+            self._db.execute("DELETE FROM pending WHERE seq = ?", (row[0],))
+            self._count -= 1
+            evicted = pickle.loads(row[1])
+        self._db.execute(
+            "INSERT INTO pending (sample_id, expires_at, entry) VALUES (?, ?, ?)",
+            (entry.sample_id, entry.expires_at, pickle.dumps(entry)),
+        )
+        self._count += 1
+        return evicted
+
+    def pop(self, sample_id: str) -> PendingEntry | None:
+        row = self._db.execute(
+            "DELETE FROM pending WHERE sample_id = ? RETURNING entry", (sample_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        self._count -= 1
+        entry: PendingEntry = pickle.loads(row[0])
+        return entry
+
+    def expire(self, now: float) -> list[PendingEntry]:
+        rows = self._db.execute(
+            "DELETE FROM pending WHERE expires_at <= ? RETURNING seq, entry", (now,)
+        ).fetchall()
+        self._count -= len(rows)
+        return [pickle.loads(blob) for _, blob in sorted(rows)]
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline in the store (``None`` when empty)."""
+        row = self._db.execute("SELECT MIN(expires_at) FROM pending").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def __contains__(self, sample_id: object) -> bool:
+        row = self._db.execute("SELECT 1 FROM pending WHERE sample_id = ?", (sample_id,))
+        return row.fetchone() is not None
+
+    def __len__(self) -> int:
+        return int(self._count)
+
+    def __iter__(self) -> Iterator[PendingEntry]:
+        rows = self._db.execute("SELECT entry FROM pending ORDER BY seq").fetchall()
+        return iter([pickle.loads(r[0]) for r in rows])
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._db.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "max_size": self.max_size, "entries": list(self)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = state["path"]
+        self.max_size = state["max_size"]
+        self._open()
+        self._db.execute("DELETE FROM pending")
+        self._count = 0
+        for entry in state["entries"]:
+            self.put(entry)
+
+    def __repr__(self) -> str:
+        return f"SQLitePendingStore({self.path!r}, max_size={self.max_size}, pending={len(self)})"

@@ -1,0 +1,148 @@
+"""Strategies and budget managers by name, for the CLI, the service config and replay.
+
+A spec is a name, optionally followed by constructor parameters:
+``"variable_threshold"`` or ``"variable_threshold:step=0.02,budget_window=200"``.
+Values are parsed as Python literals where possible (numbers, booleans, ``None``),
+otherwise kept as strings.
+
+Examples
+--------
+>>> make_budget("variable_threshold:step=0.02", rate=0.1, seed=0)
+VariableThreshold (
+  rate=0.1
+  step=0.02
+  theta=1.
+  budget_window=100
+  window=1000
+  seed=0
+)
+>>> type(make_strategy("entropy")).__name__
+'Entropy'
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streamal import budgets, strategies
+from streamal.budgets.base import BudgetManager
+from streamal.exceptions import ConfigError
+from streamal.strategies.base import Strategy
+
+__all__ = [
+    "BUDGETS",
+    "STRATEGIES",
+    "Entry",
+    "make_budget",
+    "make_strategy",
+    "parse_spec",
+    "register_budget",
+    "register_strategy",
+]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A named component: its factory and one line saying what it does."""
+
+    name: str
+    factory: Callable[..., Any]
+    summary: str
+
+    def parameters(self) -> dict[str, Any]:
+        """Constructor parameters and their defaults (``rate`` and ``seed`` are implied)."""
+        sig = inspect.signature(self.factory)
+        return {
+            p.name: (None if p.default is inspect.Parameter.empty else p.default)
+            for p in sig.parameters.values()
+            if p.name not in {"self", "rate", "seed"} and p.kind is p.POSITIONAL_OR_KEYWORD
+        }
+
+
+STRATEGIES: dict[str, Entry] = {}
+BUDGETS: dict[str, Entry] = {}
+
+
+def register_strategy(name: str, factory: Callable[..., Strategy], summary: str) -> None:
+    """Make a strategy reachable by ``name``."""
+    STRATEGIES[name] = Entry(name, factory, summary)
+
+
+def register_budget(name: str, factory: Callable[..., BudgetManager], summary: str) -> None:
+    """Make a budget manager reachable by ``name``."""
+    BUDGETS[name] = Entry(name, factory, summary)
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``"name:k=v,k=v"`` into the name and its parameters."""
+    name, _, rest = spec.strip().partition(":")
+    params: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"bad parameter {item!r} in {spec!r}; write key=value")
+        params[key.strip()] = _literal(value.strip())
+    return name.strip(), params
+
+
+def _build(kind: str, table: dict[str, Entry], spec: str, **implied: Any) -> Any:
+    name, params = parse_spec(spec)
+    if name not in table:
+        raise ConfigError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(table))}")
+    entry = table[name]
+    accepted = inspect.signature(entry.factory).parameters
+    for key in params:
+        if key not in accepted:
+            allowed = ", ".join(entry.parameters()) or "none"
+            raise ConfigError(f"{kind} {name!r} has no parameter {key!r} (parameters: {allowed})")
+    kwargs = {k: v for k, v in implied.items() if k in accepted and k not in params}
+    try:
+        return entry.factory(**kwargs, **params)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"cannot build {kind} {spec!r}: {err}") from None
+
+
+def make_strategy(spec: str, seed: int | None = None) -> Strategy:
+    """Build a strategy from its spec (see :data:`STRATEGIES`)."""
+    strategy: Strategy = _build("strategy", STRATEGIES, spec, seed=seed)
+    return strategy
+
+
+def make_budget(spec: str, rate: float = 0.1, seed: int | None = None) -> BudgetManager:
+    """Build a budget manager from its spec (see :data:`BUDGETS`)."""
+    manager: BudgetManager = _build("budget manager", BUDGETS, spec, rate=rate, seed=seed)
+    return manager
+
+
+register_strategy(
+    "least_confidence", strategies.LeastConfidence, "1 - top class probability, rescaled to [0, 1]"
+)
+register_strategy(
+    "margin", strategies.Margin, "1 - gap between the two most probable classes (breaking ties)"
+)
+register_strategy("entropy", strategies.Entropy, "posterior entropy / log(number of classes)")
+register_strategy("random", strategies.RandomScore, "seeded uniform random score (baseline)")
+
+register_budget(
+    "variable_threshold",
+    budgets.VariableThreshold,
+    "Zliobaite variable uncertainty: threshold tightens on query, relaxes otherwise",
+)
+register_budget(
+    "fixed_threshold",
+    budgets.FixedThreshold,
+    "ask when score >= a fixed threshold (default 1 - rate) and the estimate allows",
+)
+register_budget("random", budgets.RandomBudget, "ask with probability rate, ignoring the score")
+register_budget("full", budgets.FullBudget, "ask every arrival (full-label baseline)")

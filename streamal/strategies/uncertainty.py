@@ -1,0 +1,101 @@
+"""Uncertainty sampling: least confidence, margin, entropy.
+
+All three map the model's posterior to ``[0, 1]``: 0 for a certain prediction, 1 for a
+uniform posterior or a model that has not learned anything yet (empty posterior).
+A posterior over a single class counts as certain.
+
+References
+----------
+Lewis, D. D., & Gale, W. A. (1994). A sequential algorithm for training text
+classifiers. SIGIR '94, 3–12.
+Scheffer, T., Decomain, C., & Wrobel, S. (2001). Active hidden Markov models for
+information extraction. IDA 2001 (margin, "breaking ties").
+Settles, B. (2009). Active learning literature survey. University of Wisconsin–Madison,
+Computer Sciences Technical Report 1648.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from streamal.strategies.base import Strategy, normalize
+
+__all__ = ["Entropy", "LeastConfidence", "Margin"]
+
+
+class LeastConfidence(Strategy):
+    """One minus the top class probability, rescaled to ``[0, 1]``.
+
+    ``score = (1 - max p) * C / (C - 1)`` for ``C`` classes, so that a uniform posterior
+    scores 1 whatever the number of classes.
+
+    Examples
+    --------
+    >>> s = LeastConfidence()
+    >>> s.score({}, {"a": 0.5, "b": 0.5})
+    1.0
+    >>> round(s.score({}, {"a": 0.9, "b": 0.1}), 3)
+    0.2
+    >>> s.score({}, {})
+    1.0
+    """
+
+    def score(self, x: dict[str, Any], proba: dict[Any, float], model: Any = None) -> float:
+        p = normalize(proba)
+        c = len(p)
+        if c == 0:
+            return 1.0
+        if c == 1:
+            return 0.0
+        return max(0.0, (1.0 - max(p)) * c / (c - 1))
+
+
+class Margin(Strategy):
+    """One minus the gap between the two most probable classes ("breaking ties").
+
+    Examples
+    --------
+    >>> s = Margin()
+    >>> round(s.score({}, {"a": 0.6, "b": 0.3, "c": 0.1}), 3)
+    0.7
+    >>> s.score({}, {"a": 1.0})
+    0.0
+    """
+
+    def score(self, x: dict[str, Any], proba: dict[Any, float], model: Any = None) -> float:
+        p = normalize(proba)
+        if not p:
+            return 1.0
+        if len(p) == 1:
+            return 0.0
+        first = second = 0.0
+        for v in p:
+            if v > first:
+                first, second = v, first
+            elif v > second:
+                second = v
+        return 1.0 - (first - second)
+
+
+class Entropy(Strategy):
+    """Shannon entropy of the posterior divided by ``log C``.
+
+    Examples
+    --------
+    >>> s = Entropy()
+    >>> s.score({}, {"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25})
+    1.0
+    >>> round(s.score({}, {"a": 0.9, "b": 0.1}), 3)
+    0.469
+    """
+
+    def score(self, x: dict[str, Any], proba: dict[Any, float], model: Any = None) -> float:
+        p = normalize(proba)
+        c = len(p)
+        if c == 0:
+            return 1.0
+        if c == 1:
+            return 0.0
+        h = -sum(v * math.log(v) for v in p if v > 0.0)
+        return min(1.0, max(0.0, h / math.log(c)))
