@@ -1,0 +1,1 @@
+"""The ``streamal`` command line (typer + rich)."""

@@ -1,0 +1,34 @@
+"""The ``streamal`` command: one typer app, commands registered from small modules.
+
+Each module in :data:`COMMAND_MODULES` defines ``register(app: typer.Typer) -> None``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+__all__ = ["COMMAND_MODULES", "app", "main"]
+
+#: Modules that add commands to the app, in the order they appear in ``--help``.
+COMMAND_MODULES = [
+    "streamal.cli.replay_cmd",
+    "streamal.cli.info_cmd",
+]
+
+app = typer.Typer(
+    name="streamal",
+    help="Stream-based online active learning: replay recorded streams, serve on Kafka.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+def main() -> None:
+    """Entry point of the ``streamal`` console script."""
+    app()
