@@ -1,0 +1,20 @@
+"""Default components, shared by replay, the service and the CLI.
+
+They are the best measured choices that work for binary and multi-class streams alike
+(see ``docs/benchmarks.md`` for the measurements behind them).
+"""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_MODEL", "DEFAULT_RATE", "DEFAULT_SEED", "DEFAULT_STRATEGY"]
+
+#: Model spec (see :mod:`streamal.models`).
+DEFAULT_MODEL = "hat"
+#: Strategy spec (see :mod:`streamal.registry`).
+DEFAULT_STRATEGY = "entropy"
+#: Budget manager spec.
+DEFAULT_BUDGET = "variable_threshold"
+#: Share of arrivals that may be labelled.
+DEFAULT_RATE = 0.1
+#: Seed of every random choice when none is given.
+DEFAULT_SEED = 42

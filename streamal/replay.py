@@ -1,0 +1,286 @@
+"""Offline replay: prequential evaluation of active learning on a recorded stream.
+
+Every sample is first predicted (test), then offered to the learner, which may query
+it; a :class:`~streamal.oracle.SimulatedOracle` answers queries with the recorded label
+after a delay, and the learner learns when the label arrives (train). Accuracy counts
+every sample, queried or not.
+
+:func:`iter_replay` is the generator (progress every ``step`` samples); :func:`replay`
+wraps it; :func:`run` and :func:`compare` build everything from specs, as the CLI does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from streamal.defaults import (
+    DEFAULT_BUDGET,
+    DEFAULT_MODEL,
+    DEFAULT_RATE,
+    DEFAULT_SEED,
+    DEFAULT_STRATEGY,
+)
+from streamal.exceptions import ConfigError
+from streamal.learner import ActiveLearner
+from streamal.messages import Sample
+from streamal.models import build_model
+from streamal.oracle import SimulatedOracle
+from streamal.registry import make_budget, make_strategy
+from streamal.sources import open_source
+
+__all__ = [
+    "CurvePoint",
+    "Progress",
+    "ReplayConfig",
+    "ReplayResult",
+    "RunSpec",
+    "build_learner",
+    "compare",
+    "gap_closed",
+    "iter_replay",
+    "parse_run",
+    "replay",
+    "run",
+]
+
+#: Window of the moving accuracy in learning curves, in samples.
+ACCURACY_WINDOW = 1000
+
+
+@dataclass(slots=True)
+class Progress:
+    """Where a replay stands."""
+
+    samples: int = 0
+    labels_used: int = 0
+    correct: int = 0
+    window_correct: int = 0
+    window_size: int = 0
+    seconds: float = 0.0
+
+    @property
+    def accuracy(self) -> float:
+        """Prequential accuracy over every sample so far."""
+        return self.correct / self.samples if self.samples else 0.0
+
+    @property
+    def window_accuracy(self) -> float:
+        """Prequential accuracy over the last :data:`ACCURACY_WINDOW` samples."""
+        return self.window_correct / self.window_size if self.window_size else 0.0
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One point of a learning curve."""
+
+    samples: int
+    labels_used: int
+    accuracy: float
+    window_accuracy: float
+
+
+def iter_replay(
+    stream: Iterable[Sample],
+    learner: Any,
+    oracle: SimulatedOracle,
+    step: int = 500,
+) -> Iterator[Progress]:
+    """Replay ``stream`` through ``learner``; yield progress every ``step`` samples and at the end.
+
+    ``learner`` is an :class:`~streamal.learner.ActiveLearner` or anything with its
+    ``process``/``learn`` methods; if it also has ``take_queries()`` (window mode), the
+    queries it returns after each arrival are sent to the oracle as well.
+    """
+    progress = Progress()
+    recent: deque[bool] = deque()
+    take = getattr(learner, "take_queries", None)
+    truth: OrderedDict[str, Any] = OrderedDict()
+    started = time.perf_counter()
+    index = -1
+    for index, sample in enumerate(stream):
+        ts = sample.ts
+        if len(oracle):
+            for label in oracle.due(index, ts):
+                learner.learn(label)
+        decision = learner.process(sample)
+        y = sample.y
+        hit = decision.prediction == y and decision.prediction is not None
+        progress.correct += hit
+        progress.window_correct += hit
+        recent.append(hit)
+        if len(recent) > ACCURACY_WINDOW:
+            progress.window_correct -= recent.popleft()
+        if decision.queried:
+            progress.labels_used += 1
+            oracle.ask(sample.id, y, index, ts)
+        if take is not None:
+            truth[sample.id] = y
+            if len(truth) > 100_000:  # window mode: true labels of still-undecided samples
+                truth.popitem(last=False)
+            for queried in take():
+                progress.labels_used += 1
+                oracle.ask(queried.sample_id, truth.pop(queried.sample_id, y), index, ts)
+        if (index + 1) % step == 0:
+            progress.samples = index + 1
+            progress.window_size = len(recent)
+            progress.seconds = time.perf_counter() - started
+            yield progress
+    if (index + 1) % step != 0:
+        progress.samples = index + 1
+        progress.window_size = len(recent)
+        progress.seconds = time.perf_counter() - started
+        yield progress
+
+
+@dataclass
+class ReplayResult:
+    """The outcome of one replay run."""
+
+    name: str
+    source: str
+    model: str
+    strategy: str
+    budget: str
+    rate: float
+    delay: str
+    seed: int
+    samples: int
+    labels_used: int
+    label_rate: float
+    accuracy: float
+    seconds: float
+    us_per_sample: float
+    stats: dict[str, int] = field(default_factory=dict)
+    curve: list[CurvePoint] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict, without the curve."""
+        out = asdict(self)
+        out.pop("curve")
+        return out
+
+
+def replay(
+    stream: Iterable[Sample], learner: Any, oracle: SimulatedOracle, step: int = 500
+) -> tuple[Progress, list[CurvePoint]]:
+    """Run :func:`iter_replay` to the end; return the final progress and the learning curve."""
+    curve: list[CurvePoint] = []
+    last = Progress()
+    for last in iter_replay(stream, learner, oracle, step):
+        curve.append(
+            CurvePoint(last.samples, last.labels_used, last.accuracy, last.window_accuracy)
+        )
+    return last, curve
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a comparison: a name, a strategy spec, a budget spec and its rate."""
+
+    name: str
+    strategy: str
+    budget: str
+    rate: float
+
+
+def parse_run(entry: str, rate: float, default_budget: str = DEFAULT_BUDGET) -> RunSpec:
+    """Parse a ``--compare`` entry: ``random``, ``full`` or ``STRATEGY[/BUDGET]``.
+
+    Examples
+    --------
+    >>> parse_run("margin/random", 0.1)
+    RunSpec(name='margin/random', strategy='margin', budget='random', rate=0.1)
+    >>> parse_run("full", 0.1).rate
+    1.0
+    """
+    entry = entry.strip()
+    if entry == "random":
+        return RunSpec("random", "random", "random", rate)
+    if entry == "full":
+        return RunSpec("full", "random", "full", 1.0)
+    strategy, _, budget = entry.partition("/")
+    if not strategy:
+        raise ConfigError(f"bad --compare entry {entry!r}; use random, full or STRATEGY[/BUDGET]")
+    return RunSpec(entry, strategy, budget or default_budget, rate)
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Everything a replay run needs, as specs (what the CLI takes)."""
+
+    source: str
+    model: str = DEFAULT_MODEL
+    strategy: str = DEFAULT_STRATEGY
+    budget: str = DEFAULT_BUDGET
+    rate: float = DEFAULT_RATE
+    delay: str = "0"
+    seed: int = DEFAULT_SEED
+    noise: float = 0.0
+    ttl: float | None = None
+    target: str | None = None
+    time: str | None = None
+    limit: int | None = None
+    step: int = 500
+
+
+def build_learner(
+    model: str, strategy: str, budget: str, rate: float, seed: int, ttl: float | None = None
+) -> ActiveLearner:
+    """An :class:`ActiveLearner` from specs, every part seeded with ``seed``."""
+    return ActiveLearner(
+        build_model(model, seed=seed),
+        make_strategy(strategy, seed=seed),
+        make_budget(budget, rate=rate, seed=seed),
+        ttl=ttl,
+    )
+
+
+def _limited(stream: Iterable[Sample], limit: int | None) -> Iterator[Sample]:
+    for i, sample in enumerate(stream):
+        if limit is not None and i >= limit:
+            return
+        yield sample
+
+
+def run(config: ReplayConfig, spec: RunSpec | None = None) -> ReplayResult:
+    """Replay ``config.source`` with the run ``spec`` (default: the config's own components)."""
+    spec = spec or RunSpec("main", config.strategy, config.budget, config.rate)
+    source = open_source(config.source, target=config.target, time=config.time, seed=config.seed)
+    learner = build_learner(config.model, spec.strategy, spec.budget, spec.rate, config.seed,
+                            config.ttl)
+    oracle = SimulatedOracle(config.delay, noise=config.noise, seed=config.seed)
+    final, curve = replay(_limited(source, config.limit), learner, oracle, config.step)
+    stats = learner.stats
+    return ReplayResult(
+        name=spec.name, source=config.source, model=config.model, strategy=spec.strategy,
+        budget=spec.budget, rate=spec.rate, delay=str(oracle.delay), seed=config.seed,
+        samples=final.samples, labels_used=final.labels_used,
+        label_rate=final.labels_used / final.samples if final.samples else 0.0,
+        accuracy=final.accuracy, seconds=final.seconds,
+        us_per_sample=1e6 * final.seconds / final.samples if final.samples else 0.0,
+        stats={"applied": stats.applied, "expired": stats.expired, "duplicate": stats.duplicate,
+               "unknown": stats.unknown, "evicted": stats.evicted, "pending": len(learner.pending)},
+        curve=curve,
+    )
+
+
+def compare(config: ReplayConfig, entries: Iterable[str]) -> list[ReplayResult]:
+    """The main run, then one run per ``--compare`` entry, on the same stream and settings."""
+    runs = [RunSpec("main", config.strategy, config.budget, config.rate)]
+    runs += [parse_run(e, config.rate, config.budget) for e in entries if e.strip()]
+    return [run(replace(config), spec) for spec in runs]
+
+
+def gap_closed(results: list[ReplayResult]) -> dict[str, float]:
+    """Share of the random→full accuracy gap each run closes (needs both baselines)."""
+    by_name = {r.name: r for r in results}
+    if "random" not in by_name or "full" not in by_name:
+        return {}
+    low, high = by_name["random"].accuracy, by_name["full"].accuracy
+    if high <= low:
+        return {}
+    return {r.name: (r.accuracy - low) / (high - low) for r in results}
