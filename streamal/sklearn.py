@@ -70,6 +70,9 @@ __all__ = ["OneClassFallback", "SklearnClassifier"]
 #: appears and no ``window`` is given: enough for a sound restart, bounded in memory.
 _REBUILD_WINDOW = 1000
 
+#: A labelled sample as kept for refitting: its ``(column, value)`` cells and its label.
+_Row = tuple[list[tuple[int, float]], Any]
+
 
 class SklearnClassifier(base.Classifier):  # type: ignore[misc]
     """A scikit-learn classifier learning one labelled sample at a time.
@@ -121,7 +124,7 @@ class SklearnClassifier(base.Classifier):  # type: ignore[misc]
         self.seed = seed
         self._partial = has_partial if incremental is None else incremental
         kept = window if window is not None or not self._partial else _REBUILD_WINDOW
-        self._rows: deque[tuple[dict[str, Any], Any]] = deque(maxlen=kept)
+        self._rows: deque[_Row] = deque(maxlen=kept)
         self._columns: dict[str, int] = {}
         self._labels: list[Any] = [] if classes is None else list(classes)
         self._fitted: Any = None
@@ -135,39 +138,45 @@ class SklearnClassifier(base.Classifier):  # type: ignore[misc]
         """Feature columns in their learned order (one-hot columns as ``name=value``)."""
         return list(self._columns)
 
-    def _names(self, x: dict[str, Any]) -> Iterable[tuple[str, float]]:
+    def _cells(self, x: dict[str, Any], grow: bool = False) -> list[tuple[int, float]]:
+        """``x`` as ``(column, value)`` pairs; ``grow`` adds unseen columns, else drops them."""
+        pairs = []
         for name, value in x.items():
             if isinstance(value, str):
-                yield f"{name}={value}", 1.0
+                pairs.append((f"{name}={value}", 1.0))
             elif isinstance(value, Real):  # bool and numpy numbers included
-                yield name, float(value)
+                pairs.append((name, float(value)))
             elif value is not None:
                 raise DecodeError(
                     f"{type(value).__name__} is not a feature type; use a number or a string",
                     field=f"x.{name}",
                 )
-
-    def _matrix(self, xs: Sequence[dict[str, Any]], width: int) -> np.ndarray:
-        out = np.zeros((len(xs), width))
         columns = self._columns
-        for i, x in enumerate(xs):
-            for name, value in self._names(x):
-                j = columns.get(name)
-                if j is not None and j < width:
+        if grow:
+            for name, _ in pairs:
+                columns.setdefault(name, len(columns))
+        return [(columns[n], v) for n, v in pairs if n in columns]
+
+    @staticmethod
+    def _matrix(rows: Iterable[list[tuple[int, float]]], n: int, width: int) -> np.ndarray:
+        out = np.zeros((n, width))
+        for i, cells in enumerate(rows):
+            for j, value in cells:
+                if j < width:
                     out[i, j] = value
         return out
+
+    def _row(self, x: dict[str, Any]) -> np.ndarray:
+        return self._matrix([self._cells(x)], 1, self._fit_columns)
 
     # -- learning --------------------------------------------------------------------
     def learn_one(self, x: dict[str, Any], y: Any) -> None:
         if self.classes is not None and y not in self.classes:
             raise ConfigError(f"label {y!r} is not among classes={list(self.classes)!r}")
-        columns = self._columns
-        for name, _ in self._names(x):
-            if name not in columns:
-                columns[name] = len(columns)
+        cells = self._cells(x, grow=True)
         if y not in self._labels:
             self._labels.append(y)
-        self._rows.append((x, y))
+        self._rows.append((cells, y))
         self._waiting += 1
         if self._partial:
             self._learn_partial()
@@ -186,9 +195,10 @@ class SklearnClassifier(base.Classifier):  # type: ignore[misc]
         ys = [y for _, y in rows]
         if len(set(ys)) < 2:  # most estimators refuse one class; keep the last fit
             return
+        width = len(self._columns)
         est = self._fresh()
-        est.fit(self._matrix([x for x, _ in rows], len(self._columns)), np.asarray(ys))
-        self._fitted, self._fit_columns, self._waiting = est, len(self._columns), 0
+        est.fit(self._matrix((c for c, _ in rows), len(rows), width), np.asarray(ys))
+        self._fitted, self._fit_columns, self._waiting = est, width, 0
 
     def _learn_partial(self) -> None:
         labels = self._labels
@@ -206,8 +216,8 @@ class SklearnClassifier(base.Classifier):  # type: ignore[misc]
         self._partial_fit(est, list(self._rows), classes=labels)
         self._fitted, self._waiting = est, 0
 
-    def _partial_fit(self, est: Any, rows: list[tuple[dict[str, Any], Any]], **kw: Any) -> None:
-        X = self._matrix([x for x, _ in rows], self._fit_columns)
+    def _partial_fit(self, est: Any, rows: list[_Row], **kw: Any) -> None:
+        X = self._matrix((c for c, _ in rows), len(rows), self._fit_columns)
         est.partial_fit(X, np.asarray([y for _, y in rows]), **kw)
 
     # -- prediction ------------------------------------------------------------------
@@ -215,7 +225,7 @@ class SklearnClassifier(base.Classifier):  # type: ignore[misc]
         est = self._fitted
         if est is None:
             return {self._labels[0]: 1.0} if len(self._labels) == 1 and self._rows else {}
-        X = self._matrix([x], self._fit_columns)
+        X = self._row(x)
         return _posterior(est, X, est.classes_)[0]
 
     def member_probas_one(self, x: dict[str, Any]) -> list[dict[Any, float]]:
@@ -228,7 +238,7 @@ class SklearnClassifier(base.Classifier):  # type: ignore[misc]
         est = self._fitted
         if est is None:
             return []
-        X = self._matrix([x], self._fit_columns)
+        X = self._row(x)
         final = est
         if hasattr(est, "steps"):  # a Pipeline: transform, then read its last step
             X, final = est[:-1].transform(X), est[-1]
