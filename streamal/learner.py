@@ -228,6 +228,8 @@ class ActiveLearner:
             stats.expired += 1
             return LabelOutcome.EXPIRED
         self._update(entry.x, label.y)
+        # Prequential outcome of a labelled arrival, for drift-aware budget managers.
+        self.budget.on_label(entry.prediction == label.y)
         self._closed.add(label.sample_id, LabelOutcome.APPLIED)
         stats.applied += 1
         return LabelOutcome.APPLIED

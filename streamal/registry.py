@@ -146,3 +146,44 @@ register_budget(
 )
 register_budget("random", budgets.RandomBudget, "ask with probability rate, ignoring the score")
 register_budget("full", budgets.FullBudget, "ask every arrival (full-label baseline)")
+register_budget(
+    "rand_variable_threshold",
+    budgets.RandomizedVariableThreshold,
+    "variable threshold randomized by eta ~ N(1, delta): also labels confident regions",
+)
+register_budget(
+    "split",
+    budgets.Split,
+    "a share v of arrivals decided at random, the rest by the variable threshold",
+)
+register_budget(
+    "selective_sampling",
+    budgets.SelectiveSampling,
+    "ask with probability b / (b + margin), b adapted to the rate (Cesa-Bianchi 2006)",
+)
+register_budget("periodic", budgets.Periodic, "ask every 1/rate-th arrival (score-blind baseline)")
+register_budget(
+    "biqf",
+    budgets.QuantileFilter,
+    "balanced incremental quantile filter: score above the recent (1-rate)-quantile",
+)
+register_budget(
+    "estimated",
+    budgets.EstimatedGreedy,
+    "ask whenever Zliobaite's windowed spending estimate is below the rate (score-blind)",
+)
+register_budget(
+    "capped",
+    budgets.HardCap,
+    "hard cap around any manager: labels per window / per period of stream time, max pending",
+)
+register_budget(
+    "explore",
+    budgets.ExplorationFloor,
+    "exploration floor around any manager: random labels after a long quiet stretch",
+)
+register_budget(
+    "drift_aware",
+    budgets.DriftAware,
+    "ADWIN on the labelled error; after a drift spend more for a while, then pay it back",
+)

@@ -1,4 +1,7 @@
-"""Random budget managers: seeded coin flips, and every label."""
+"""Score-blind budget managers: coin flips, every label, periodic, the windowed estimate.
+
+These are baselines: they ignore the score, so any gain over them is the strategy's.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,9 @@ import math
 import random
 
 from streamal.budgets.base import BudgetManager
+from streamal.budgets.estimate import EstimatedBudget
 
-__all__ = ["FullBudget", "RandomBudget"]
+__all__ = ["EstimatedGreedy", "FullBudget", "Periodic", "RandomBudget"]
 
 
 class RandomBudget(BudgetManager):
@@ -66,3 +70,62 @@ class FullBudget(BudgetManager):
 
     def _wants(self, score: float, allowed: bool, ts: float | None, pending: int) -> bool:
         return True
+
+
+class Periodic(BudgetManager):
+    """Ask as soon as a whole label of budget has accrued: every ``1 / rate``-th arrival.
+
+    The cumulative guard already allows exactly ``floor(rate · n)`` labels after ``n``
+    arrivals, so this manager only has to want every label it is allowed
+    (scikit-activeml's ``PeriodicSampling``).
+
+    Examples
+    --------
+    >>> m = Periodic(rate=0.25)
+    >>> [m.decide(0.0) for _ in range(8)]
+    [False, False, False, True, False, False, False, True]
+    """
+
+    def _wants(self, score: float, allowed: bool, ts: float | None, pending: int) -> bool:
+        return True
+
+
+class EstimatedGreedy(BudgetManager):
+    """Ask whenever Žliobaitė's windowed spending estimate is below the rate.
+
+    This is the budget estimate the threshold managers gate on (see
+    :class:`~streamal.budgets.estimate.EstimatedBudget`), used alone and score-blind:
+    a baseline that shows what the estimate does without any strategy.
+
+    Parameters
+    ----------
+    budget_window
+        Window ``w`` of the estimate.
+
+    References
+    ----------
+    Žliobaitė, I., Bifet, A., Pfahringer, B., & Holmes, G. (2014). Active learning with
+    drifting streaming data. IEEE TNNLS, 25(1), 27–39.
+
+    Examples
+    --------
+    >>> m = EstimatedGreedy(rate=0.1)
+    >>> sum(m.decide(0.0) for _ in range(1000))
+    100
+    """
+
+    def __init__(
+        self,
+        rate: float = 0.1,
+        budget_window: int = 100,
+        window: int = 1000,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(rate=rate, window=window, seed=seed)
+        self.budget_window = budget_window
+        self._estimate = EstimatedBudget(rate, budget_window)
+
+    def _wants(self, score: float, allowed: bool, ts: float | None, pending: int) -> bool:
+        query = allowed and self._estimate.available()
+        self._estimate.update(query)
+        return query

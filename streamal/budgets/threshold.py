@@ -12,10 +12,12 @@ drifting streaming data. IEEE Transactions on Neural Networks and Learning Syste
 
 from __future__ import annotations
 
+import random
+
 from streamal.budgets.base import BudgetManager
 from streamal.budgets.estimate import EstimatedBudget
 
-__all__ = ["FixedThreshold", "VariableThreshold"]
+__all__ = ["FixedThreshold", "RandomizedVariableThreshold", "Split", "VariableThreshold"]
 
 
 class FixedThreshold(BudgetManager):
@@ -32,6 +34,8 @@ class FixedThreshold(BudgetManager):
     >>> [m.decide(s) for s in (0.9, 0.9, 0.1, 0.9, 0.9)]
     [False, True, False, True, False]
     """
+
+    can_starve = True
 
     def __init__(
         self,
@@ -110,10 +114,101 @@ class VariableThreshold(BudgetManager):
         if not (allowed and estimate.available()):
             estimate.update(False)
             return False
-        query = 1.0 - score < self._theta
+        query = self._crosses(score)
         if query:
             self._theta = max(1e-9, self._theta * (1.0 - self.step))
         else:
             self._theta = min(self._theta_max, self._theta * (1.0 + self.step))
         estimate.update(query)
         return query
+
+    def _crosses(self, score: float) -> bool:
+        """Whether the confidence ``1 − score`` is below the (current) threshold."""
+        return 1.0 - score < self._theta
+
+
+class RandomizedVariableThreshold(VariableThreshold):
+    """Variable uncertainty with a randomized threshold ``θ · η``, ``η ~ N(1, δ)``.
+
+    The noise makes the manager label some confident arrivals too, so that a change far
+    from the decision boundary is noticed (Žliobaitė et al., 2014, "uncertainty
+    strategy with randomization"). ``η`` is drawn only when the budget allows a label.
+
+    Parameters
+    ----------
+    delta
+        Standard deviation ``δ`` of the threshold noise (paper default 1.0).
+
+    Examples
+    --------
+    >>> m = RandomizedVariableThreshold(rate=0.1, seed=1)
+    >>> spent = sum(m.decide(0.0) for _ in range(5000))
+    >>> 0 < spent <= 500
+    True
+    """
+
+    def __init__(
+        self,
+        rate: float = 0.1,
+        step: float = 0.01,
+        theta: float = 1.0,
+        delta: float = 1.0,
+        budget_window: int = 100,
+        window: int = 1000,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(
+            rate=rate, step=step, theta=theta, budget_window=budget_window, window=window, seed=seed
+        )
+        self.delta = delta
+        self._rng = random.Random(seed)
+
+    def _crosses(self, score: float) -> bool:
+        return 1.0 - score < self._theta * self._rng.gauss(1.0, self.delta)
+
+
+class Split(VariableThreshold):
+    """Split strategy: a share ``v`` of the arrivals is decided at random, the rest by
+    variable uncertainty.
+
+    While the budget estimate allows a label, an arrival goes to the random part with
+    probability ``v`` and is then asked with probability ``rate``, which keeps an
+    unbiased sample of the stream for change detection; otherwise the variable
+    threshold decides (and only then moves).
+
+    Parameters
+    ----------
+    v
+        Share of arrivals decided at random (scikit-activeml default 0.1).
+
+    Examples
+    --------
+    >>> m = Split(rate=0.1, seed=2)
+    >>> spent = sum(m.decide(0.3) for _ in range(5000))
+    >>> 0 < spent <= 500
+    True
+    """
+
+    def __init__(
+        self,
+        rate: float = 0.1,
+        v: float = 0.1,
+        step: float = 0.01,
+        theta: float = 1.0,
+        budget_window: int = 100,
+        window: int = 1000,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(
+            rate=rate, step=step, theta=theta, budget_window=budget_window, window=window, seed=seed
+        )
+        self.v = v
+        self._rng = random.Random(seed)
+
+    def _wants(self, score: float, allowed: bool, ts: float | None, pending: int) -> bool:
+        estimate = self._estimate
+        if allowed and estimate.available() and self._rng.random() < self.v:
+            query = self._rng.random() <= self.rate
+            estimate.update(query)
+            return query
+        return super()._wants(score, allowed, ts, pending)
