@@ -1,0 +1,150 @@
+"""From consumed messages to learner calls and outgoing messages.
+
+:class:`MessageHandler` routes each envelope by topic. A sample is decoded, decided by
+the learner, and, when queried, its :class:`~streamal.messages.Query` goes to the
+*outbox* (published by the service's checkpoint once the decision is durable); its
+prediction goes out at once when a predictions topic is set. A label is decoded and
+applied; duplicates are ignored (and counted), labels for unknown or expired queries
+go to dead letters. A message that cannot be decoded goes to dead letters with its
+reason, and processing goes on.
+
+Examples
+--------
+>>> from streamal.replay import build_learner
+>>> from streamal.transports import Envelope, MemoryBroker, MemorySink
+>>> broker = MemoryBroker()
+>>> handler = MessageHandler(
+...     build_learner("logreg", "entropy", "full", 1.0, seed=1), MemorySink(broker), Topics()
+... )
+>>> handler.handle(Envelope("streamal.samples", 0, 0, None, b'{"id": "a", "x": {"f": 1}}'))
+>>> [q[1] for q in handler.outbox]
+[b'a']
+>>> handler.handle(Envelope("streamal.labels", 0, 0, None, b'{"sample_id": "zz", "y": 1}'))
+>>> [env.header("streamal.reason") for env in broker.records("streamal.dead-letters")]
+[b'label_unknown']
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from streamal.exceptions import DecodeError
+from streamal.learner import LabelOutcome
+from streamal.messages import Query, decode_label, decode_sample, encode
+from streamal.service.metrics import Metrics
+from streamal.service.outputs import classify, dead_letter, prediction_message
+from streamal.transports.base import Envelope, Sink
+
+__all__ = ["MessageHandler", "Topics"]
+
+log = logging.getLogger("streamal.service")
+
+#: A message waiting to be published: topic, key, value.
+Outgoing = tuple[str, bytes | None, bytes]
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names; ``predictions=None`` publishes no predictions."""
+
+    samples: str = "streamal.samples"
+    labels: str = "streamal.labels"
+    queries: str = "streamal.queries"
+    dead_letters: str = "streamal.dead-letters"
+    predictions: str | None = None
+
+
+class MessageHandler:
+    """Applies consumed messages to ``learner`` and sends what results.
+
+    Parameters
+    ----------
+    learner
+        An :class:`~streamal.learner.ActiveLearner` (or anything with ``process``,
+        ``apply`` and ``query_for``; ``take_queries`` is used when present).
+    sink
+        Where predictions and dead letters go.
+    topics
+        Topic names.
+    metrics
+        Metrics to update (a private registry when omitted).
+    dead_letter_max_bytes
+        Dead letters are cut to this size (see :mod:`streamal.service.outputs`).
+    """
+
+    def __init__(
+        self,
+        learner: Any,
+        sink: Sink,
+        topics: Topics,
+        metrics: Metrics | None = None,
+        dead_letter_max_bytes: int = 900_000,
+    ) -> None:
+        self.learner = learner
+        self.sink = sink
+        self.topics = topics
+        self.metrics = Metrics(CollectorRegistry()) if metrics is None else metrics
+        self.dead_letter_max_bytes = dead_letter_max_bytes
+        #: Queries decided since the last checkpoint, in decision order.
+        self.outbox: list[Outgoing] = []
+
+    def handle(self, env: Envelope) -> None:
+        """Process one consumed message (messages of other topics are ignored)."""
+        if env.topic == self.topics.samples:
+            self._on_sample(env)
+        elif env.topic == self.topics.labels:
+            self._on_label(env)
+
+    def _on_sample(self, env: Envelope) -> None:
+        try:
+            sample = decode_sample(env.value or b"")
+        except DecodeError as err:
+            self._dead_letter(env, classify(env.value, err), str(err), "sample")
+            return
+        learner = self.learner
+        decision = learner.process(sample)
+        self.metrics.sample(decision.score, decision.prediction is not None)
+        if decision.queried:
+            self._queue(learner.query_for(sample, decision))
+        take = getattr(learner, "take_queries", None)
+        if take is not None:
+            for query in take():
+                self._queue(query)
+        if self.topics.predictions is not None:
+            self.sink.send(
+                self.topics.predictions, prediction_message(decision), sample.id.encode()
+            )
+
+    def _queue(self, query: Query) -> None:
+        self.outbox.append((self.topics.queries, query.sample_id.encode(), encode(query)))
+        self.metrics.query(query.strategy, query.purpose)
+
+    def _on_label(self, env: Envelope) -> None:
+        try:
+            label = decode_label(env.value or b"")
+        except DecodeError as err:
+            self._dead_letter(env, classify(env.value, err), str(err), "label")
+            return
+        outcome = self.learner.apply(label)
+        self.metrics.label(outcome.value)
+        if outcome in (LabelOutcome.UNKNOWN, LabelOutcome.EXPIRED):
+            error = f"label for {outcome.value} query {label.sample_id!r}"
+            self._dead_letter(env, f"label_{outcome.value}", error, "label")
+
+    def _dead_letter(self, env: Envelope, reason: str, error: str, kind: str) -> None:
+        value, headers = dead_letter(env, reason, error, self.dead_letter_max_bytes)
+        self.sink.send(self.topics.dead_letters, value, env.key, headers)
+        self.metrics.dead_letter(reason, kind)
+        if not reason.startswith("label_"):
+            log.warning(
+                "dead letter from %s/%d/%d: %s: %s",
+                env.topic,
+                env.partition,
+                env.offset,
+                reason,
+                error,
+            )

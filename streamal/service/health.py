@@ -1,0 +1,104 @@
+"""Is the broker reachable? A probe when idle, and a deadline for long outages.
+
+Kafka clients hide outages: a poll just returns nothing. :class:`BrokerWatch` probes the
+broker every ``interval`` seconds while no records arrive, and raises
+:class:`~streamal.exceptions.TransportError` once the broker has been unreachable for
+``timeout`` seconds, so that the process exits non-zero and an orchestrator restarts it
+(shorter outages are ridden out: the clients reconnect by themselves).
+
+Examples
+--------
+>>> from streamal.transports import MemoryBroker, MemorySource
+>>> broker, now = MemoryBroker(), [0.0]
+>>> watch = BrokerWatch(MemorySource(broker), timeout=30, interval=5, clock=lambda: now[0])
+>>> broker.down = True
+>>> now[0] = 6.0; watch.observe(got_records=False); watch.reachable
+False
+>>> now[0] = 40.0; watch.observe(got_records=False)
+Traceback (most recent call last):
+...
+streamal.exceptions.TransportError: the broker has been unreachable for 34 s (...
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from streamal.exceptions import TransportError
+from streamal.transports.base import Source
+
+__all__ = ["BrokerWatch"]
+
+log = logging.getLogger("streamal.service")
+
+
+class BrokerWatch:
+    """Tracks broker reachability from probes and traffic.
+
+    Parameters
+    ----------
+    source
+        Probed with :meth:`~streamal.transports.base.Source.ping`.
+    timeout
+        Seconds of continuous unreachability before :meth:`observe` raises.
+    interval
+        Seconds between probes while no records arrive.
+    clock
+        Monotonic clock in seconds.
+    on_change
+        Called with the new reachability after every probe (for a metric).
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        timeout: float,
+        interval: float,
+        clock: Callable[[], float],
+        on_change: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.timeout = timeout
+        self.interval = interval
+        self.clock = clock
+        self.on_change = on_change
+        self.reachable = True
+        self._last_probe = clock()
+        self._down_since: float | None = None
+
+    def observe(self, got_records: bool) -> None:
+        """Note one loop turn; probe if due; raise if the outage is too long."""
+        now = self.clock()
+        if got_records:
+            self._set(True, now)
+            return
+        if now - self._last_probe < self.interval:
+            return
+        self._last_probe = now
+        try:
+            # A probe may take up to 2 s against a dead broker; shorter intervals shrink it.
+            self.source.ping(min(2.0, self.interval))
+        except TransportError as err:
+            if self._down_since is None:
+                self._down_since = now
+                log.warning("broker unreachable: %s", err)
+            self._set(False, now)
+            down = now - self._down_since
+            if down >= self.timeout:
+                raise TransportError(
+                    f"the broker has been unreachable for {down:.0f} s (last error: {err}); "
+                    "exiting so that the service is restarted. Check that the broker is up "
+                    "and that kafka.bootstrap_servers points at it"
+                ) from err
+            return
+        self._set(True, now)
+
+    def _set(self, up: bool, now: float) -> None:
+        if up:
+            if self._down_since is not None:
+                log.info("broker reachable again after %.0f s", now - self._down_since)
+            self._down_since = None
+        self.reachable = up
+        if self.on_change is not None:
+            self.on_change(up)

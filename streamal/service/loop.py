@@ -1,0 +1,330 @@
+"""The live loop: consume samples and labels, decide, query, learn, checkpoint.
+
+One loop polls the samples and labels topics together in bounded batches (neither can
+starve the other for longer than one batch) and hands each message to the same
+:class:`~streamal.learner.ActiveLearner` that replay uses.
+
+The checkpoint, in this order (``docs/service.md`` explains why):
+
+1. **flush** the sink: every prediction and dead letter for the messages processed so
+   far, and the queries published at the previous checkpoint, are delivered;
+2. **save a snapshot** atomically: the learner, the next offset of every partition, and
+   the *outbox* of queries decided since the previous checkpoint;
+3. **publish the outbox** (the snapshot holds it, so a crash now re-publishes it after
+   the restart, with the same ids);
+4. **commit** the offsets to the consumer group.
+
+It runs every ``commit_every`` messages or ``commit_interval`` seconds, when the group
+revokes partitions, and on a graceful stop; never after a failure. A restart loads the
+newest snapshot and continues from its offsets (they win over the group's). Because a
+query is published only once the decision behind it is durable, no query ever leaves
+the service for a decision a crash could undo, so the budget on the queries topic is
+the budget the learner accounts for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from streamal.checkpoint import Checkpointer, Snapshot
+from streamal.exceptions import CheckpointError, TransportError
+from streamal.service.handlers import MessageHandler, Topics
+from streamal.service.health import BrokerWatch
+from streamal.service.metrics import Metrics
+from streamal.service.offsets import Offsets
+from streamal.transports.base import Envelope, Sink, Source, TopicPartition
+
+__all__ = ["LoopPolicy", "Service", "Topics"]
+
+log = logging.getLogger("streamal.service")
+
+
+@dataclass(frozen=True)
+class LoopPolicy:
+    """Batching, checkpoint and failure timings of the loop (all times in seconds).
+
+    ``max_batch`` bounds one poll, so labels wait for at most one batch of samples and a
+    revoke waits for at most one batch. ``poll_timeout`` bounds how late a ``stop()`` is
+    noticed. ``commit_every``/``commit_interval`` bound the work redone after a crash
+    and how long a query waits before it is published. ``broker_timeout`` is how long
+    the broker may be unreachable before the service exits non-zero (so that an
+    orchestrator restarts it); ``health_interval`` is how often it is probed when idle.
+    ``flush_timeout`` bounds each flush, including the one on a graceful stop.
+    Dead letters larger than ``dead_letter_max_bytes`` are cut (below Kafka's default
+    1 MB message limit).
+    """
+
+    max_batch: int = 500
+    poll_timeout: float = 0.5
+    commit_every: int = 1000
+    commit_interval: float = 5.0
+    broker_timeout: float = 60.0
+    health_interval: float = 5.0
+    flush_timeout: float = 10.0
+    dead_letter_max_bytes: int = 900_000
+
+
+class Service:
+    """Runs an active learner on a stream: the live driver of the core.
+
+    Parameters
+    ----------
+    learner
+        The :class:`~streamal.learner.ActiveLearner` to start with when no snapshot exists.
+    source, sink
+        Transports (:mod:`streamal.transports`).
+    checkpointer
+        Where snapshots go.
+    topics, policy
+        Topic names and loop timings.
+    metrics
+        Metrics to update; a private registry is used when omitted.
+    config_hash
+        Hash of the learner settings; a snapshot with another hash is refused.
+    clock
+        Monotonic clock (seconds), injectable for tests.
+
+    Examples
+    --------
+    >>> from streamal.replay import build_learner
+    >>> from streamal.transports import MemoryBroker, MemorySink, MemorySource
+    >>> import tempfile
+    >>> broker = MemoryBroker()
+    >>> for i in range(5):
+    ...     _ = broker.produce("streamal.samples", b'{"id": "%d", "x": {"a": %d}}' % (i, i))
+    >>> service = Service(
+    ...     build_learner("logreg", "entropy", "full", 1.0, seed=1),
+    ...     MemorySource(broker), MemorySink(broker), Checkpointer(tempfile.mkdtemp()),
+    ... )
+    >>> service.run(count=5)
+    5
+    >>> len(broker.records("streamal.queries")), broker.committed["streamal"]
+    (5, {('streamal.samples', 0): 5})
+    """
+
+    def __init__(
+        self,
+        learner: Any,
+        source: Source,
+        sink: Sink,
+        checkpointer: Checkpointer,
+        topics: Topics | None = None,
+        policy: LoopPolicy | None = None,
+        metrics: Metrics | None = None,
+        config_hash: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source = source
+        self.sink = sink
+        self.checkpointer = checkpointer
+        self.topics = topics
+        self.policy = policy
+        topics = Topics() if topics is None else topics
+        policy = LoopPolicy() if policy is None else policy
+        self._topics, self._policy = topics, policy
+        self.metrics = Metrics(CollectorRegistry()) if metrics is None else metrics
+        self.handler = MessageHandler(
+            learner, sink, topics, self.metrics, policy.dead_letter_max_bytes
+        )
+        self.config_hash = config_hash
+        self.clock = clock
+        self.offsets = Offsets()
+        self.restored = False
+        self.last_beat = clock()
+        self.watch = BrokerWatch(
+            source, policy.broker_timeout, policy.health_interval, clock, self.metrics.broker
+        )
+        self._subscribed = False
+        self._stopping = False
+        self._failed = False
+        self._callback_error: BaseException | None = None
+        self._since_commit = 0
+        self._last_commit = clock()
+
+    @property
+    def learner(self) -> Any:
+        """The learner (replaced by the snapshot's on restore)."""
+        return self.handler.learner
+
+    # -- lifecycle -----------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        """Snapshot restored and broker reachable."""
+        return self.restored and self.watch.reachable and not self._failed
+
+    def restore(self) -> Snapshot | None:
+        """Load the newest snapshot, if any, and re-publish its outbox (once per service)."""
+        if self.restored:
+            return None
+        snap = self.checkpointer.load()
+        if snap is not None:
+            if self.config_hash and snap.config_hash and snap.config_hash != self.config_hash:
+                raise CheckpointError(
+                    f"the snapshots in {self.checkpointer.directory} were written with other "
+                    f"learner settings (config hash {snap.config_hash}, now {self.config_hash}); "
+                    "restore the old model/strategy/budget/rate/seed/ttl/topic settings, or "
+                    "point the checkpoint directory at an empty folder to start a new model"
+                )
+            self.handler.learner = snap.learner
+            self.offsets = Offsets(snap.offsets, snap.topic_ids)
+            for topic, key, value in snap.outbox:
+                self.sink.send(topic, value, key)
+            log.info(
+                "restored snapshot %d: %d samples seen, %d pending, %d queries re-published",
+                snap.sequence,
+                self.learner.stats.seen,
+                len(self.learner.pending),
+                len(snap.outbox),
+            )
+        self.restored = True
+        self.metrics.observe_learner(self.learner)
+        return snap
+
+    def run(self, count: int | None = None, timeout: float | None = None) -> int:
+        """Process messages until :meth:`stop`, ``count`` messages, or ``timeout`` seconds.
+
+        Returns the number of messages processed. A graceful end checkpoints; an
+        exception (or ``stop(fail=True)``) leaves the last checkpoint as it was.
+        """
+        self.restore()
+        if not self._subscribed:
+            self.source.subscribe([self._topics.samples, self._topics.labels], self)
+            self._subscribed = True
+        started, processed = self.clock(), 0
+        try:
+            while not self._stopping:
+                self.last_beat = self.clock()
+                limit = self._policy.max_batch
+                if count is not None:
+                    limit = min(limit, count - processed)
+                batch = self.source.poll(limit, self._policy.poll_timeout)
+                self._raise_callback_error()
+                if batch:
+                    self._process(batch)
+                    processed += len(batch)
+                self._maybe_checkpoint()
+                self.watch.observe(bool(batch))
+                if count is not None and processed >= count:
+                    break
+                if timeout is not None and self.clock() - started >= timeout:
+                    break
+        except BaseException:
+            self._failed = True
+            raise
+        finally:
+            self._stopping = False
+        if not self._failed and not self.checkpoint():
+            raise TransportError(
+                "could not flush messages to the broker on stop; the last checkpoint stands "
+                "and the work since is redone on restart"
+            )
+        return processed
+
+    def stop(self, fail: bool = False) -> None:
+        """Ask :meth:`run` to return after the current batch (safe from signal handlers).
+
+        With ``fail=True`` the run ends without the final checkpoint.
+        """
+        self._stopping = True
+        if fail:
+            self._failed = True
+
+    def close(self) -> None:
+        """Close the transports (after :meth:`run`)."""
+        try:
+            self.source.close()
+        finally:
+            self.sink.close(self._policy.flush_timeout)
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _process(self, batch: list[Envelope]) -> None:
+        t0 = time.perf_counter()
+        handle, positions = self.handler.handle, self.offsets.positions
+        for env in batch:
+            handle(env)
+            positions[(env.topic, env.partition)] = env.offset + 1
+        self._since_commit += len(batch)
+        self.metrics.batch(time.perf_counter() - t0, self.learner)
+
+    # -- checkpoints ---------------------------------------------------------------
+    def _maybe_checkpoint(self) -> None:
+        if not self._since_commit:
+            return
+        policy = self._policy
+        if (
+            self._since_commit >= policy.commit_every
+            or self.clock() - self._last_commit >= policy.commit_interval
+        ):
+            self.checkpoint()
+
+    def checkpoint(self) -> bool:
+        """Flush, save a snapshot, publish the outbox, commit; ``False`` if the flush timed out.
+
+        A flush that times out abandons this checkpoint (it is retried later); a
+        snapshot that cannot be written raises :class:`~streamal.exceptions.CheckpointError`.
+        """
+        t0 = time.perf_counter()
+        if not self.sink.flush(self._policy.flush_timeout):
+            log.warning(
+                "checkpoint skipped: messages still in flight after %.0f s",
+                self._policy.flush_timeout,
+            )
+            self.metrics.checkpoint_failed()
+            return False
+        outbox = self.handler.outbox
+        snapshot = Snapshot(
+            self.learner,
+            dict(self.offsets.positions),
+            list(outbox),
+            dict(self.offsets.topic_ids),
+            self.config_hash,
+        )
+        try:
+            self.checkpointer.save(snapshot)
+        except CheckpointError:
+            self.metrics.checkpoint_failed()
+            raise
+        for topic, key, value in outbox:
+            self.sink.send(topic, value, key)
+        outbox.clear()
+        self._since_commit, self._last_commit = 0, self.clock()
+        try:
+            self.source.commit(self.offsets.positions)
+        except TransportError as err:  # the snapshot's offsets win on restart anyway
+            log.warning("offset commit failed (the snapshot holds the offsets): %s", err)
+        self.metrics.checkpoint(time.perf_counter() - t0)
+        return True
+
+    # -- rebalance listener (called inside source.poll) ----------------------------
+    def on_revoked(self, partitions: list[TopicPartition]) -> None:
+        """Checkpoint before the partitions go (errors are raised after the poll)."""
+        try:
+            if self._since_commit and not self._failed:
+                self.checkpoint()
+        except BaseException as err:  # the client swallows callback errors
+            self._callback_error = err
+
+    def on_assigned(self, partitions: list[TopicPartition]) -> None:
+        """Seek to the snapshot's offsets; start re-created topics from the beginning."""
+        try:
+            kinds = {self._topics.samples: "sample", self._topics.labels: "label"}
+            for topic, _ in self.offsets.assign(self.source, partitions):
+                self.metrics.offset_reset(kinds.get(topic, topic))
+        except BaseException as err:
+            self._callback_error = err
+
+    def _raise_callback_error(self) -> None:
+        err, self._callback_error = self._callback_error, None
+        if err is not None:
+            raise err
