@@ -133,6 +133,36 @@ register_strategy(
 )
 register_strategy("entropy", strategies.Entropy, "posterior entropy / log(number of classes)")
 register_strategy("random", strategies.RandomScore, "seeded uniform random score (baseline)")
+register_strategy(
+    "vote_entropy",
+    strategies.VoteEntropy,
+    "entropy of the ensemble members' votes (needs bagging, arf, srp or a Committee)",
+)
+register_strategy(
+    "kl_consensus",
+    strategies.ConsensusKL,
+    "mean KL divergence of the members' posteriors to the ensemble's consensus",
+)
+register_strategy(
+    "bald",
+    strategies.BALD,
+    "mutual information between prediction and model over the ensemble members (BALD)",
+)
+register_strategy(
+    "density",
+    strategies.DensityMargin,
+    "margin kept only in dense regions among recent arrivals (DBALStream)",
+)
+register_strategy(
+    "egl",
+    strategies.ExpectedGradientLength,
+    "expected gradient length of the log loss, for linear models (logreg, softmax, ovr)",
+)
+register_strategy(
+    "pal",
+    strategies.ProbabilisticAL,
+    "probabilistic active learning: expected gain from kernel label frequencies",
+)
 
 register_budget(
     "variable_threshold",
