@@ -56,6 +56,7 @@ class LoopPolicy:
     the broker may be unreachable before the service exits non-zero (so that an
     orchestrator restarts it); ``health_interval`` is how often it is probed when idle.
     ``flush_timeout`` bounds each flush, including the one on a graceful stop.
+    A loop turn longer than ``stall_timeout`` marks the process unhealthy.
     Dead letters larger than ``dead_letter_max_bytes`` are cut (below Kafka's default
     1 MB message limit).
     """
@@ -67,6 +68,7 @@ class LoopPolicy:
     broker_timeout: float = 60.0
     health_interval: float = 5.0
     flush_timeout: float = 10.0
+    stall_timeout: float = 120.0
     dead_letter_max_bytes: int = 900_000
 
 
@@ -142,6 +144,7 @@ class Service:
         )
         self._subscribed = False
         self._stopping = False
+        self._running = False
         self._failed = False
         self._callback_error: BaseException | None = None
         self._since_commit = 0
@@ -153,10 +156,22 @@ class Service:
         return self.handler.learner
 
     # -- lifecycle -----------------------------------------------------------------
-    @property
-    def ready(self) -> bool:
-        """Snapshot restored and broker reachable."""
-        return self.restored and self.watch.reachable and not self._failed
+    def health(self) -> tuple[bool, str]:
+        """Liveness: ``False`` after a failure or when a loop turn takes too long."""
+        if self._failed:
+            return False, "the loop failed"
+        stalled = self.clock() - self.last_beat
+        if self._running and stalled > self._policy.stall_timeout:
+            return False, f"no loop turn for {stalled:.0f} s"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        """Readiness: snapshot restored and broker reachable."""
+        if not self.restored:
+            return False, "restoring the snapshot"
+        if not self.watch.reachable:
+            return False, "broker unreachable"
+        return (False, "the loop failed") if self._failed else (True, "ok")
 
     def restore(self) -> Snapshot | None:
         """Load the newest snapshot, if any, and re-publish its outbox (once per service)."""
@@ -197,6 +212,7 @@ class Service:
             self.source.subscribe([self._topics.samples, self._topics.labels], self)
             self._subscribed = True
         started, processed = self.clock(), 0
+        self._running = True
         try:
             while not self._stopping:
                 self.last_beat = self.clock()
@@ -218,7 +234,7 @@ class Service:
             self._failed = True
             raise
         finally:
-            self._stopping = False
+            self._stopping = self._running = False
         if not self._failed and not self.checkpoint():
             raise TransportError(
                 "could not flush messages to the broker on stop; the last checkpoint stands "

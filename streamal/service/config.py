@@ -1,0 +1,208 @@
+"""Settings of the service: defaults < TOML file < ``STREAMAL_*`` environment < CLI flags.
+
+Sections mirror the parts of the service: ``kafka`` (connection, security, group),
+``topics``, ``learner`` (what the model is: it shapes the snapshot), ``checkpoint`` and
+``service`` (loop timings and the HTTP port). Environment variables name the section and
+the key, separated by ``__``: ``STREAMAL_KAFKA__BOOTSTRAP_SERVERS=broker:9092``,
+``STREAMAL_LEARNER__RATE=0.05``. Passwords are :class:`~pydantic.SecretStr` and print
+as ``**********``.
+
+Examples
+--------
+>>> settings = load_settings(overrides={"learner": {"rate": 0.05}})
+>>> settings.learner.rate, settings.topics.samples
+(0.05, 'streamal.samples')
+>>> secret = load_settings(overrides={"kafka": {"sasl_password": "hunter2"}})
+>>> secret.masked()["kafka"]["sasl_password"], secret.kafka.sasl_password.get_secret_value()
+('**********', 'hunter2')
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from streamal.defaults import (
+    DEFAULT_BUDGET,
+    DEFAULT_MODEL,
+    DEFAULT_RATE,
+    DEFAULT_SEED,
+    DEFAULT_STRATEGY,
+)
+from streamal.exceptions import ConfigError
+
+__all__ = [
+    "CheckpointSettings",
+    "KafkaSettings",
+    "LearnerSettings",
+    "RuntimeSettings",
+    "Settings",
+    "TopicSettings",
+    "load_settings",
+]
+
+_TOML_FILE: ContextVar[Path | None] = ContextVar("streamal_toml_file", default=None)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """Connection to the brokers; security settings are passed to kafka-python as they are."""
+
+    bootstrap_servers: str = "localhost:9092"
+    group_id: str = "streamal"
+    client_id: str = "streamal"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = Field(default=None, description="PLAIN, SCRAM-SHA-256/512, ...")
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    # A restarted service joins its group in about half the session timeout; 10 s is
+    # Kafka's lower default bound and keeps restarts quick.
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
+    # A batch plus a checkpoint must fit; 5 minutes is Kafka's default.
+    max_poll_interval_ms: int = 300_000
+    request_timeout_ms: int = 30_000
+    # How long a send may block for metadata when the broker is away.
+    max_block_ms: int = 10_000
+    consumer: dict[str, Any] = Field(default_factory=dict, description="extra KafkaConsumer args")
+    producer: dict[str, Any] = Field(default_factory=dict, description="extra KafkaProducer args")
+
+
+class TopicSettings(_Section):
+    """Topic names; leave ``predictions`` unset to publish no predictions."""
+
+    samples: str = "streamal.samples"
+    labels: str = "streamal.labels"
+    queries: str = "streamal.queries"
+    dead_letters: str = "streamal.dead-letters"
+    predictions: str | None = None
+
+
+class LearnerSettings(_Section):
+    """The active learner (see ``streamal replay --help`` for the component names)."""
+
+    model: str = DEFAULT_MODEL
+    strategy: str = DEFAULT_STRATEGY
+    budget: str = DEFAULT_BUDGET
+    rate: float = DEFAULT_RATE
+    seed: int = DEFAULT_SEED
+    ttl: float | None = Field(default=None, description="query lifetime, stream seconds or arrivals")
+    pending: Literal["memory", "sqlite"] = "memory"
+    max_pending: int = 100_000
+
+
+class CheckpointSettings(_Section):
+    """Where snapshots go and how often."""
+
+    dir: Path = Path("streamal-state")
+    keep: int = 3
+    every: int = Field(default=1000, description="messages between checkpoints")
+    interval: float = Field(default=5.0, description="seconds between checkpoints")
+
+
+class RuntimeSettings(_Section):
+    """Loop timings (seconds) and the HTTP endpoint (``http_port=0`` picks a free port)."""
+
+    http_host: str = "0.0.0.0"
+    http_port: int | None = 9108
+    max_batch: int = 500
+    poll_timeout: float = 0.5
+    broker_timeout: float = 60.0
+    health_interval: float = 5.0
+    flush_timeout: float = 10.0
+    stall_timeout: float = 120.0
+    log_level: str = "INFO"
+
+
+class Settings(BaseSettings):
+    """All settings of ``streamal serve`` (frozen once loaded)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMAL_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    learner: LearnerSettings = LearnerSettings()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    service: RuntimeSettings = RuntimeSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings]
+        toml = _TOML_FILE.get()
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as plain data, secrets replaced by ``**********``."""
+        data: dict[str, Any] = json.loads(self.model_dump_json())
+        return data
+
+    def learner_identity(self) -> dict[str, Any]:
+        """What a snapshot depends on: the learner settings and the input topics."""
+        return {
+            "learner": self.learner.model_dump(mode="json", exclude={"max_pending"}),
+            "topics": {"samples": self.topics.samples, "labels": self.topics.labels},
+        }
+
+
+@contextmanager
+def _toml(path: Path | None) -> Iterator[None]:
+    token = _TOML_FILE.set(path)
+    try:
+        yield
+    finally:
+        _TOML_FILE.reset(token)
+
+
+def load_settings(
+    config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Settings from defaults, ``config_file`` (TOML), the environment and ``overrides``.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or a value is invalid, naming the setting.
+    """
+    path = None if config_file is None else Path(config_file)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        with _toml(path):
+            return Settings(**dict(overrides or {}))
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"bad setting {where!r}: {first['msg']}") from None
+    except ValueError as err:  # e.g. a malformed TOML file or environment value
+        raise ConfigError(f"cannot read the settings: {err}") from None

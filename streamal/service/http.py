@@ -1,0 +1,111 @@
+"""One HTTP port: ``/metrics`` (Prometheus), ``/healthz`` (alive), ``/readyz`` (ready).
+
+``/healthz`` and ``/readyz`` answer ``200 ok`` or ``503`` with the reason, so that an
+orchestrator restarts a stuck process and routes nothing to one that is still restoring
+or cut off from its broker.
+
+Examples
+--------
+>>> from urllib.request import urlopen
+>>> from prometheus_client import CollectorRegistry, Counter
+>>> registry = CollectorRegistry()
+>>> Counter("demo_total", "A demo counter.", registry=registry).inc()
+>>> server = HttpServer(registry, lambda: (True, "ok"), lambda: (False, "restoring"), port=0)
+>>> server.start()
+>>> b"demo_total 1.0" in urlopen(f"http://127.0.0.1:{server.port}/metrics").read()
+True
+>>> try:
+...     urlopen(f"http://127.0.0.1:{server.port}/readyz")
+... except Exception as err:
+...     print(err.code, err.read())
+503 b'restoring\\n'
+>>> server.stop()
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+__all__ = ["HttpServer"]
+
+Probe = Callable[[], tuple[bool, str]]
+
+
+class HttpServer:
+    """Serves metrics and probes from a daemon thread.
+
+    Parameters
+    ----------
+    registry
+        The registry whose metrics ``/metrics`` shows.
+    health, ready
+        Called per request; return ``(ok, reason)``.
+    host, port
+        Where to listen; port 0 picks a free port (see :attr:`port` after :meth:`start`).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        health: Probe,
+        ready: Probe,
+        host: str = "127.0.0.1",
+        port: int = 9108,
+    ) -> None:
+        self.registry = registry
+        self.health = health
+        self.ready = ready
+        self.host = host
+        self.port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Bind and serve in the background."""
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._reply(200, generate_latest(owner.registry), CONTENT_TYPE_LATEST)
+                elif path in ("/healthz", "/readyz"):
+                    ok, reason = (owner.health if path == "/healthz" else owner.ready)()
+                    self._reply(200 if ok else 503, f"{reason}\n".encode(), "text/plain")
+                else:
+                    self._reply(
+                        404, b"not found: try /metrics, /healthz or /readyz\n", "text/plain"
+                    )
+
+            def _reply(self, code: int, body: bytes, content_type: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # scrapes every few seconds would flood the log
+
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="streamal-http", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None

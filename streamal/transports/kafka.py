@@ -1,0 +1,225 @@
+"""Kafka transports on kafka-python: a group consumer and a producer.
+
+Every kafka-python error is turned into :class:`~streamal.exceptions.TransportError` in
+one place, :func:`map_kafka_errors`, so nothing above this module sees a Kafka type.
+
+Choices, and why:
+
+- the consumer never auto-commits: the service commits after its snapshot;
+- the producer is **not idempotent** (kafka-python 3 defaults to idempotence): an
+  idempotent producer cannot survive a broker that forgot its producer id (tansu's
+  memory storage after a restart), while at-least-once delivery with stable keys and
+  ids is all the service needs;
+- ``acks="all"``: a query or dead letter counts as delivered only when the broker has it;
+- polls are bounded with ``max_records`` and partitions are never paused (kafka-python
+  3.0 loses a paused partition whose fetched batch was partly consumed);
+- the ``crc32c`` package makes kafka-python's checksums 4-9 times faster; without it a
+  warning is logged (:func:`crc32c_accelerated`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka import errors as kafka_errors
+from kafka.structs import OffsetAndMetadata
+from kafka.structs import TopicPartition as KafkaTopicPartition
+
+from streamal.exceptions import TransportError
+from streamal.transports.base import Envelope, Header, RebalanceListener, TopicPartition
+
+__all__ = ["KafkaSink", "KafkaSource", "crc32c_accelerated", "map_kafka_errors"]
+
+log = logging.getLogger("streamal.transports.kafka")
+
+
+@contextmanager
+def map_kafka_errors(action: str) -> Iterator[None]:
+    """Re-raise kafka-python (and socket) errors as ``TransportError`` naming ``action``.
+
+    Examples
+    --------
+    >>> with map_kafka_errors("sending"):
+    ...     raise kafka_errors.KafkaTimeoutError("no metadata")
+    Traceback (most recent call last):
+    ...
+    streamal.exceptions.TransportError: sending: KafkaTimeoutError: KafkaTimeoutError: no metadata
+    """
+    try:
+        yield
+    except (kafka_errors.KafkaError, OSError) as err:
+        raise TransportError(f"{action}: {type(err).__name__}: {err}") from err
+
+
+def crc32c_accelerated() -> bool:
+    """Whether kafka-python checksums record batches with the C ``crc32c`` package."""
+    from kafka.record import util
+
+    return util.crc32c_c is not None
+
+
+def _tp(tp: TopicPartition) -> KafkaTopicPartition:
+    return KafkaTopicPartition(tp[0], tp[1])
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, target: RebalanceListener) -> None:
+        self.target = target
+
+    def on_partitions_revoked(self, revoked: Iterable[KafkaTopicPartition]) -> None:
+        self.target.on_revoked(sorted((tp.topic, tp.partition) for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Iterable[KafkaTopicPartition]) -> None:
+        self.target.on_assigned(sorted((tp.topic, tp.partition) for tp in assigned))
+
+
+class KafkaSource:
+    """A consumer-group member with manual commits.
+
+    Parameters
+    ----------
+    client
+        kafka-python settings shared with the producer (``bootstrap_servers``, security).
+    group_id
+        The consumer group.
+    options
+        Further ``KafkaConsumer`` settings (session timeout, fetch sizes...).
+    """
+
+    def __init__(
+        self, client: Mapping[str, Any], group_id: str, options: Mapping[str, Any] | None = None
+    ) -> None:
+        self.client = dict(client)
+        self.group_id = group_id
+        self.options = dict(options or {})
+        if not crc32c_accelerated():
+            log.warning("the crc32c package is missing: kafka-python will be 4-9x slower")
+        settings = {"auto_offset_reset": "earliest", **self.options}
+        with map_kafka_errors(
+            f"cannot start a consumer for {self.client.get('bootstrap_servers')}"
+        ):
+            self._consumer = KafkaConsumer(
+                **self.client, group_id=group_id, enable_auto_commit=False, **settings
+            )
+        self._topics: list[str] = []
+
+    def subscribe(self, topics: Sequence[str], listener: RebalanceListener) -> None:
+        self._topics = list(topics)
+        with map_kafka_errors("cannot subscribe"):
+            self._consumer.subscribe(self._topics, listener=_Listener(listener))
+
+    def poll(self, max_records: int, timeout: float) -> list[Envelope]:
+        with map_kafka_errors("poll failed"):
+            batches = self._consumer.poll(
+                timeout_ms=int(timeout * 1000), max_records=max(1, max_records)
+            )
+        return [
+            Envelope(
+                r.topic,
+                r.partition,
+                r.offset,
+                r.key,
+                r.value,
+                tuple((k, v or b"") for k, v in r.headers or ()),
+                r.timestamp,
+            )
+            for records in batches.values()
+            for r in records
+        ]
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        assigned = self._consumer.assignment()
+        todo = {
+            _tp(tp): OffsetAndMetadata(offset, "", -1)
+            for tp, offset in offsets.items()
+            if _tp(tp) in assigned
+        }
+        if todo:
+            with map_kafka_errors("offset commit failed"):
+                self._consumer.commit(todo)
+
+    def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
+        assigned = self._consumer.assignment()
+        with map_kafka_errors("seek failed"):
+            for tp, offset in offsets.items():
+                if _tp(tp) in assigned:
+                    self._consumer.seek(_tp(tp), offset)
+
+    def seek_to_beginning(self, partitions: Iterable[TopicPartition]) -> None:
+        parts = [_tp(tp) for tp in partitions]
+        if parts:
+            with map_kafka_errors("seek failed"):
+                self._consumer.seek_to_beginning(*parts)
+
+    def assignment(self) -> set[TopicPartition]:
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def topic_id(self, topic: str) -> str | None:
+        # kafka-python keeps the ids from metadata responses on its cluster object;
+        # there is no public accessor, so read it defensively.
+        cluster = getattr(self._consumer, "_cluster", None)
+        getter = getattr(cluster, "topic_id", None)
+        found = getter(topic) if getter is not None else None
+        return None if found is None else str(found)
+
+    def ping(self, timeout: float) -> None:
+        # Fetching a committed offset is a cheap round trip to the group coordinator.
+        probe = KafkaTopicPartition(self._topics[0] if self._topics else "__probe", 0)
+        with map_kafka_errors("broker unreachable"):
+            self._consumer.committed(probe, timeout_ms=int(timeout * 1000))
+
+    def close(self) -> None:
+        with map_kafka_errors("consumer close failed"):
+            self._consumer.close(autocommit=False)
+
+
+class KafkaSink:
+    """A producer that remembers failed deliveries until the next :meth:`flush`.
+
+    Parameters
+    ----------
+    client
+        kafka-python settings shared with the consumer.
+    options
+        Further ``KafkaProducer`` settings.
+    """
+
+    def __init__(self, client: Mapping[str, Any], options: Mapping[str, Any] | None = None) -> None:
+        self.client = dict(client)
+        self.options = dict(options or {})
+        # linger 5 ms batches a poll's worth of predictions without adding visible delay.
+        settings = {"acks": "all", "linger_ms": 5, **self.options, "enable_idempotence": False}
+        with map_kafka_errors(
+            f"cannot start a producer for {self.client.get('bootstrap_servers')}"
+        ):
+            self._producer = KafkaProducer(**self.client, **settings)
+        self._failures: list[BaseException] = []
+
+    def send(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: Sequence[Header] = ()
+    ) -> None:
+        with map_kafka_errors(f"cannot send to {topic}"):
+            future = self._producer.send(topic, value=value, key=key, headers=list(headers))
+        future.add_errback(self._failures.append)  # runs on the client's I/O thread
+
+    def flush(self, timeout: float) -> bool:
+        try:
+            self._producer.flush(timeout=timeout)
+            done = True
+        except kafka_errors.KafkaTimeoutError:
+            done = False
+        if self._failures:
+            failures, self._failures = self._failures, []
+            raise TransportError(
+                f"{len(failures)} message(s) could not be delivered "
+                f"(first: {type(failures[0]).__name__}: {failures[0]})"
+            )
+        return done
+
+    def close(self, timeout: float) -> None:
+        with map_kafka_errors("producer close failed"):
+            self._producer.close(timeout=timeout)
