@@ -15,6 +15,7 @@ __all__ = ["COMMAND_MODULES", "app", "main"]
 COMMAND_MODULES = [
     "streamal.cli.replay_cmd",
     "streamal.cli.info_cmd",
+    "streamal.cli.serve_cmd",
 ]
 
 app = typer.Typer(
