@@ -9,7 +9,7 @@ from __future__ import annotations
 __all__ = ["DEFAULT_BUDGET", "DEFAULT_MODEL", "DEFAULT_RATE", "DEFAULT_SEED", "DEFAULT_STRATEGY"]
 
 #: Model spec (see :mod:`streamal.models`).
-DEFAULT_MODEL = "hat"
+DEFAULT_MODEL = "arf"
 #: Strategy spec (see :mod:`streamal.registry`).
 DEFAULT_STRATEGY = "entropy"
 #: Budget manager spec.

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from streamal.defaults import (
@@ -43,6 +43,7 @@ __all__ = [
     "gap_closed",
     "iter_replay",
     "parse_run",
+    "plan",
     "replay",
     "run",
 ]
@@ -165,15 +166,24 @@ class ReplayResult:
 
 
 def replay(
-    stream: Iterable[Sample], learner: Any, oracle: SimulatedOracle, step: int = 500
+    stream: Iterable[Sample],
+    learner: Any,
+    oracle: SimulatedOracle,
+    step: int = 500,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> tuple[Progress, list[CurvePoint]]:
-    """Run :func:`iter_replay` to the end; return the final progress and the learning curve."""
+    """Run :func:`iter_replay` to the end; return the final progress and the learning curve.
+
+    ``on_progress`` is called with the progress every ``step`` samples (for progress bars).
+    """
     curve: list[CurvePoint] = []
     last = Progress()
     for last in iter_replay(stream, learner, oracle, step):
         curve.append(
             CurvePoint(last.samples, last.labels_used, last.accuracy, last.window_accuracy)
         )
+        if on_progress is not None:
+            on_progress(last)
     return last, curve
 
 
@@ -246,14 +256,19 @@ def _limited(stream: Iterable[Sample], limit: int | None) -> Iterator[Sample]:
         yield sample
 
 
-def run(config: ReplayConfig, spec: RunSpec | None = None) -> ReplayResult:
+def run(
+    config: ReplayConfig,
+    spec: RunSpec | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> ReplayResult:
     """Replay ``config.source`` with the run ``spec`` (default: the config's own components)."""
     spec = spec or RunSpec("main", config.strategy, config.budget, config.rate)
     source = open_source(config.source, target=config.target, time=config.time, seed=config.seed)
     learner = build_learner(config.model, spec.strategy, spec.budget, spec.rate, config.seed,
                             config.ttl)
     oracle = SimulatedOracle(config.delay, noise=config.noise, seed=config.seed)
-    final, curve = replay(_limited(source, config.limit), learner, oracle, config.step)
+    final, curve = replay(_limited(source, config.limit), learner, oracle, config.step,
+                          on_progress)
     stats = learner.stats
     return ReplayResult(
         name=spec.name, source=config.source, model=config.model, strategy=spec.strategy,
@@ -268,11 +283,16 @@ def run(config: ReplayConfig, spec: RunSpec | None = None) -> ReplayResult:
     )
 
 
-def compare(config: ReplayConfig, entries: Iterable[str]) -> list[ReplayResult]:
-    """The main run, then one run per ``--compare`` entry, on the same stream and settings."""
+def plan(config: ReplayConfig, entries: Iterable[str]) -> list[RunSpec]:
+    """The main run, then one run per ``--compare`` entry."""
     runs = [RunSpec("main", config.strategy, config.budget, config.rate)]
     runs += [parse_run(e, config.rate, config.budget) for e in entries if e.strip()]
-    return [run(replace(config), spec) for spec in runs]
+    return runs
+
+
+def compare(config: ReplayConfig, entries: Iterable[str]) -> list[ReplayResult]:
+    """The main run, then one run per ``--compare`` entry, on the same stream and settings."""
+    return [run(config, spec) for spec in plan(config, entries)]
 
 
 def gap_closed(results: list[ReplayResult]) -> dict[str, float]:

@@ -1,0 +1,113 @@
+"""``streamal replay``: offline prequential replay of a recorded or built-in stream."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from streamal import defaults
+from streamal.cli.errors import friendly_errors
+from streamal.replay import ReplayConfig, ReplayResult, plan, run
+from streamal.report import summary, write_report
+from streamal.sources import open_source
+
+__all__ = ["register"]
+
+HELP = """Replay SOURCE prequentially (test, then train) with active learning.
+
+SOURCE is a .jsonl file of samples with their y, a .csv file (target column: --target,
+default the last), river:NAME (Phishing, Bananas, ImageSegments) or synth:NAME[:k=v,...]
+(Agrawal, SEA, Hyperplane, RandomRBFDrift). See `streamal datasets`.
+
+Each --compare entry is STRATEGY[/BUDGET] or a baseline, `random` or `full`; all runs
+share the stream, model, rate, delay and seed.
+"""
+
+
+def _table(results: list[ReplayResult]) -> Table:
+    data = summary(results)
+    table = Table(title=f"{results[0].source}: rate {results[0].rate}, delay {results[0].delay}")
+    for col in ("run", "strategy / budget", "labels", "label rate", "accuracy", "gap closed",
+                "µs/sample"):
+        table.add_column(col, justify="left" if col in {"run", "strategy / budget"} else "right")
+    for entry in data["runs"]:
+        gap = entry.get("gap_closed")
+        table.add_row(
+            entry["name"], f"{entry['strategy']} / {entry['budget']}", str(entry["labels_used"]),
+            f"{entry['label_rate']:.4f}", f"{entry['accuracy']:.4f}",
+            "" if gap is None else f"{gap:.1%}", f"{entry['us_per_sample']:.1f}",
+        )
+    return table
+
+
+@friendly_errors
+def replay_command(
+    source: Annotated[str, typer.Argument(help="File, river:NAME or synth:NAME stream.")],
+    target: Annotated[str | None, typer.Option(help="CSV target column (default: last).")] = None,
+    time: Annotated[str | None, typer.Option(help="CSV column with event time (seconds).")] = None,
+    model: Annotated[str, typer.Option(help="Model spec: logreg, softmax, ovr, gnb, hoeffding, "
+                                            "hat, arf, bagging, srp or module:attr.")]
+    = defaults.DEFAULT_MODEL,
+    strategy: Annotated[str, typer.Option(help="Query strategy (see `streamal strategies`).")]
+    = defaults.DEFAULT_STRATEGY,
+    budget: Annotated[str, typer.Option(help="Budget manager (see `streamal strategies`).")]
+    = defaults.DEFAULT_BUDGET,
+    rate: Annotated[float, typer.Option(help="Label budget: share of samples labelled.")]
+    = defaults.DEFAULT_RATE,
+    delay: Annotated[str, typer.Option(help="Label delay: N samples, Ns seconds, exp:MEAN, "
+                                            "uniform:LOW:HIGH.")] = "0",
+    noise: Annotated[float, typer.Option(help="Probability of a wrong label.")] = 0.0,
+    ttl: Annotated[float | None, typer.Option(help="Queries expire after this much stream "
+                                                   "time (seconds, or samples without ts).")]
+    = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")]
+    = defaults.DEFAULT_SEED,
+    limit: Annotated[int | None, typer.Option(help="Stop after this many samples.")] = None,
+    compare: Annotated[str, typer.Option(help="Comma-separated runs to compare: "
+                                              "STRATEGY[/BUDGET], random, full.")] = "",
+    report: Annotated[str | None, typer.Option(help="Write curve.csv, summary.json and "
+                                                    "accuracy_vs_labels.png here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+    = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    config = ReplayConfig(
+        source=source, model=model, strategy=strategy, budget=budget, rate=rate, delay=delay,
+        seed=seed, noise=noise, ttl=ttl, target=target, time=time, limit=limit,
+    )
+    runs = plan(config, compare.split(","))
+    length = open_source(source, target=target, time=time, seed=seed).length
+    total = min(length, limit) if length is not None and limit is not None else (length or limit)
+    console = Console(stderr=True)
+    results: list[ReplayResult] = []
+    show = not quiet and not as_json and console.is_terminal
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("acc {task.fields[acc]:.3f} labels {task.fields[labels]}"),
+                  TimeElapsedColumn(), console=console, disable=not show) as bar:
+        for spec in runs:
+            task = bar.add_task(spec.name, total=total, acc=0.0, labels=0)
+
+            def update(p: object, task: int = task) -> None:
+                bar.update(task, completed=p.samples, acc=p.accuracy,  # type: ignore[attr-defined]
+                           labels=p.labels_used)  # type: ignore[attr-defined]
+
+            results.append(run(config, spec, on_progress=update))
+    if report is not None:
+        paths = write_report(results, report)
+        if not as_json:
+            console.print("report: " + ", ".join(str(p) for p in paths))
+    if as_json:
+        sys.stdout.write(json.dumps(summary(results)) + "\n")
+    else:
+        Console().print(_table(results))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``replay`` to the app."""
+    app.command("replay", help=HELP)(replay_command)
