@@ -136,7 +136,7 @@ register_strategy("random", strategies.RandomScore, "seeded uniform random score
 register_strategy(
     "vote_entropy",
     strategies.VoteEntropy,
-    "entropy of the ensemble members' votes (needs bagging, arf, srp or a Committee)",
+    "entropy of the ensemble members' votes (bagging, arf, srp or a Committee)",
 )
 register_strategy(
     "kl_consensus",
@@ -174,7 +174,11 @@ register_budget(
     budgets.FixedThreshold,
     "ask when score >= a fixed threshold (default 1 - rate) and the estimate allows",
 )
-register_budget("random", budgets.RandomBudget, "ask with probability rate, ignoring the score")
+register_budget(
+    "random",
+    budgets.RandomBudget,
+    "label a uniformly random rate share of each block of arrivals, ignoring the score",
+)
 register_budget("full", budgets.FullBudget, "ask every arrival (full-label baseline)")
 register_budget(
     "rand_variable_threshold",

@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "streamal.cli.replay_cmd",
     "streamal.cli.info_cmd",
     "streamal.cli.serve_cmd",
+    "streamal.cli.catalog_cmd",
 ]
 
 app = typer.Typer(
