@@ -147,7 +147,8 @@ class ProbabilisticAL(Strategy):
             k = freq.tolist()
         while len(k) < 2:
             k.append(0.0)
-        return min(1.0, expected_gain(k, self.prior, self.m_max) / (1.0 - 1.0 / len(k)))
+        gain = expected_gain(k, self.prior, self.m_max) / (1.0 - 1.0 / len(k))
+        return min(1.0, max(0.0, gain))  # rounding can leave a gain of -1e-17
 
     def observe(self, x: dict[str, Any]) -> None:
         self._scaler.learn(x)
