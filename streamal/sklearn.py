@@ -6,7 +6,8 @@ gives it the river surface the learner calls: ``predict_proba_one(x)`` and
 ``learn_one(x, y)``. It learns in one of two ways:
 
 * **refit** (default): the labelled samples (all of them, or the ``window`` most recent)
-  are kept, and a fresh clone of the estimator is fitted on them every ``every`` labels;
+  are kept, and a fresh clone of the estimator is fitted on them every ``every`` labels
+  (lazily: when the model is next read, so a warm start on many labels costs one fit);
 * **incremental**: estimators with ``partial_fit`` (SGD, naive Bayes, MLP, perceptron
   with a probabilistic loss) are updated with the new labels every ``every`` labels.
   ``partial_fit`` must know every class on its first call: pass ``classes`` if you know
@@ -166,9 +167,6 @@ class SklearnClassifier(base.Classifier):  # type: ignore[misc]
                     out[i, j] = value
         return out
 
-    def _row(self, x: dict[str, Any]) -> np.ndarray:
-        return self._matrix([self._cells(x)], 1, self._fit_columns)
-
     # -- learning --------------------------------------------------------------------
     def learn_one(self, x: dict[str, Any], y: Any) -> None:
         if self.classes is not None and y not in self.classes:
@@ -180,8 +178,20 @@ class SklearnClassifier(base.Classifier):  # type: ignore[misc]
         self._waiting += 1
         if self._partial:
             self._learn_partial()
-        elif self._fitted is None or self._waiting >= self.every:
-            self._refit()
+
+    @property
+    def estimator_(self) -> Any:
+        """The fitted scikit-learn estimator (``None`` before the first fit).
+
+        In refit mode the fit is lazy: it happens when the model is next read, once
+        ``every`` labels (or the first fittable set) arrived, so that a warm start on
+        many labels costs one fit, not one per label.
+        """
+        waiting = self._waiting
+        if not self._partial and waiting and len(self._labels) > 1:
+            if self._fitted is None or waiting >= self.every:
+                self._refit()
+        return self._fitted
 
     def _fresh(self) -> Any:
         est = _sk_clone(self.estimator)
@@ -222,11 +232,20 @@ class SklearnClassifier(base.Classifier):  # type: ignore[misc]
 
     # -- prediction ------------------------------------------------------------------
     def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
-        est = self._fitted
+        return self.predict_proba_batch([x])[0]
+
+    def predict_proba_batch(self, xs: Sequence[dict[str, Any]]) -> list[dict[Any, float]]:
+        """Posteriors of many samples in one call (much faster than one by one)."""
+        est = self.estimator_
         if est is None:
-            return {self._labels[0]: 1.0} if len(self._labels) == 1 and self._rows else {}
-        X = self._row(x)
-        return _posterior(est, X, est.classes_)[0]
+            one = len(self._labels) == 1 and self._rows
+            return [{self._labels[0]: 1.0} if one else {} for _ in xs]
+        X = self._matrix(map(self._cells, xs), len(xs), self._fit_columns)
+        return _posterior(est, X, est.classes_)
+
+    def predict_batch(self, xs: Sequence[dict[str, Any]]) -> list[Any]:
+        """Predicted labels of many samples (``None`` before anything was learned)."""
+        return [max(p, key=p.__getitem__) if p else None for p in self.predict_proba_batch(xs)]
 
     def member_probas_one(self, x: dict[str, Any]) -> list[dict[Any, float]]:
         """Each ensemble member's posterior for ``x`` (``[]`` if the model is no ensemble).
@@ -235,10 +254,10 @@ class SklearnClassifier(base.Classifier):  # type: ignore[misc]
         on a bootstrap that misses a class; their posteriors are mapped back to the
         ensemble's labels (a class a member never saw gets no entry).
         """
-        est = self._fitted
+        est = self.estimator_
         if est is None:
             return []
-        X = self._row(x)
+        X = self._matrix([self._cells(x)], 1, self._fit_columns)
         final = est
         if hasattr(est, "steps"):  # a Pipeline: transform, then read its last step
             X, final = est[:-1].transform(X), est[-1]
@@ -259,7 +278,7 @@ class SklearnClassifier(base.Classifier):  # type: ignore[misc]
     @property
     def n_members(self) -> int:
         """Number of ensemble members of the fitted model (0 if none or not fitted)."""
-        final = self._fitted
+        final = self.estimator_
         if final is not None and hasattr(final, "steps"):
             final = final[-1]
         members = getattr(final, "estimators_", None)

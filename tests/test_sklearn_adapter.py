@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -22,6 +23,15 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from streamal import ActiveLearner, Label, Sample, budgets, strategies  # noqa: E402
 from streamal.exceptions import ConfigError, DecodeError  # noqa: E402
 from streamal.sklearn import OneClassFallback, SklearnClassifier  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread() -> Iterator[None]:
+    """Tiny fits run fastest on one BLAS thread (many threads thrash on a busy CI box)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
 
 
 def _data(n: int = 200, classes: int = 2, seed: int = 0) -> list[tuple[dict[str, float], str]]:
@@ -64,7 +74,8 @@ def test_refit_every_k_labels_and_learns() -> None:
     fits = []
     for x, y in data[:100]:
         model.learn_one(x, y)
-        fits.append(model._fitted)
+        model.predict_proba_one(x)  # the fit is lazy: reading the model triggers it
+        fits.append(model.estimator_)
     distinct = {id(f) for f in fits if f is not None}
     # the first fit as soon as two classes are seen, then one per 10 labels
     first = next(i for i, f in enumerate(fits) if f is not None)
@@ -117,6 +128,12 @@ def test_partial_fit_incremental_with_known_classes() -> None:
         model.learn_one(x, y)
     assert model._fitted is first  # updated in place, never refitted
     assert _accuracy(model, data[300:]) > 0.6
+    xs = [x for x, _ in data[300:]]
+    for batch, one in zip(
+        model.predict_proba_batch(xs), map(model.predict_proba_one, xs), strict=True
+    ):
+        assert batch == pytest.approx(one)
+    assert model.predict_batch(xs) == [model.predict_one(x) for x in xs]
     with pytest.raises(ConfigError, match="not among classes"):
         model.learn_one(data[0][0], "z")
 
@@ -134,10 +151,20 @@ def test_partial_fit_rebuilds_on_new_class_and_new_column() -> None:
     assert model._fitted is not before
     assert sorted(model.predict_proba_one(third[0])) == ["a", "b", "c"]
     model.learn_one({**third[0], "new": 1.0}, "c")
-    assert model._fitted.n_features_in_ == 5
+    assert model.estimator_.n_features_in_ == 5
     for x, y in data[:200]:
         model.learn_one(x, y)
     assert _accuracy(model, data[200:]) > 0.6
+
+
+def test_warm_start_costs_one_fit() -> None:
+    model = SklearnClassifier(LogisticRegression(), every=1)
+    for x, y in _data(50):
+        model.learn_one(x, y)
+    assert model._fitted is None  # nothing fitted until the model is read
+    first = model.estimator_
+    assert first is not None and first.n_features_in_ == 4
+    assert model.estimator_ is first  # no new label, no refit
 
 
 def test_refit_forced_and_bad_arguments() -> None:
