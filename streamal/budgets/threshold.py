@@ -12,6 +12,7 @@ drifting streaming data. IEEE Transactions on Neural Networks and Learning Syste
 
 from __future__ import annotations
 
+import math
 import random
 
 from streamal.budgets.base import BudgetManager
@@ -133,6 +134,8 @@ class RandomizedVariableThreshold(VariableThreshold):
     The noise makes the manager label some confident arrivals too, so that a change far
     from the decision boundary is noticed (Žliobaitė et al., 2014, "uncertainty
     strategy with randomization"). ``η`` is drawn only when the budget allows a label.
+    ``θ`` is not capped as in :class:`VariableThreshold`: noise can refuse an arrival
+    even when ``θ > 1``, and the paper lets ``θ`` keep relaxing then.
 
     Parameters
     ----------
@@ -162,6 +165,7 @@ class RandomizedVariableThreshold(VariableThreshold):
         )
         self.delta = delta
         self._rng = random.Random(seed)
+        self._theta_max = math.inf
 
     def _crosses(self, score: float) -> bool:
         return 1.0 - score < self._theta * self._rng.gauss(1.0, self.delta)
