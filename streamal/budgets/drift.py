@@ -44,6 +44,10 @@ class DriftAware(Wrapper):
       ``floor((1 + boost) · rate · window)`` labels, and at most
       ``floor(rate · window)`` when no boost or payback is under way.
 
+    river's ADWIN restarts after each detection, so a rise of the error that follows a
+    detected fall within a few dozen labels is seen only once the new level is
+    established; falls of the error (a model still learning) never start a boost.
+
     Parameters
     ----------
     inner
