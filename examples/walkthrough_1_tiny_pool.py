@@ -75,7 +75,9 @@ def stream_loop(
         return float(np.mean([p == s.y for p, s in zip(predicted, everything, strict=True)]))
 
     history, when = [score()], []
-    for position, (_, decision) in enumerate(run_stream(learner, samples(X[rest], y[rest], rest))):
+    for position, (_, decision, _) in enumerate(
+        run_stream(learner, samples(X[rest], y[rest], rest))
+    ):
         if decision.queried:
             history.append(score())
             when.append(position + 1)

@@ -85,7 +85,7 @@ def stream_loop(data: tuple[np.ndarray, ...], budget: Any, seed: int) -> list[fl
 
     order = np.random.default_rng(seed).permutation(len(X_pool))
     history = [accuracy()]
-    for _, decision in run_stream(learner, samples(X_pool[order], y_pool[order], order)):
+    for _, decision, _ in run_stream(learner, samples(X_pool[order], y_pool[order], order)):
         if decision.queried:
             history.append(accuracy())
     return history

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,23 +65,25 @@ def _py(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def run_stream(learner: Any, stream: Iterable[Sample]) -> Iterable[tuple[Sample, Any]]:
+def run_stream(learner: Any, stream: Iterable[Sample]) -> Iterator[tuple[Sample, Any, list[str]]]:
     """Feed ``stream`` to ``learner``; answer each query at once with the true label.
 
-    Yields every arrival with its decision, after the label (if any) was learned. A
-    window-mode learner's queries (``take_queries``) are answered the same way.
+    Yields every arrival with its decision and the ids whose labels were just learned
+    (a window-mode learner's queries, from ``take_queries``, are answered the same way).
     """
     truth: dict[str, Any] = {}
     take = getattr(learner, "take_queries", None)
     for sample in stream:
         decision = learner.process(sample)
         truth[sample.id] = sample.y
-        if decision.queried:
-            learner.learn(Label(sample_id=sample.id, y=sample.y))
+        asked = [decision] if decision.queried else []
         if take is not None:
-            for queried in take():
-                learner.learn(Label(sample_id=queried.sample_id, y=truth[queried.sample_id]))
-        yield sample, decision
+            asked += take()
+        answered = []
+        for query in asked:
+            if learner.learn(Label(sample_id=query.sample_id, y=truth.pop(query.sample_id))):
+                answered.append(query.sample_id)
+        yield sample, decision, answered
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
