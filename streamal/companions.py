@@ -76,18 +76,20 @@ def produce(
     keep_y: bool = False,
     limit: int | None = None,
     on_sent: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Send ``samples`` to ``topic`` keyed by sample id, ``rate`` per second (``None``: no pause).
 
     The true label ``y`` is removed unless ``keep_y`` (a live stream does not know it).
-    Returns how many samples were sent; all of them are flushed.
+    Stops after ``limit`` samples or when ``should_stop()``. Returns how many samples
+    were sent; all of them are flushed.
     """
     start = clock()
     sent = 0
     for sample in samples:
-        if limit is not None and sent >= limit:
+        if (limit is not None and sent >= limit) or should_stop():
             break
         if rate:
             wait = start + sent / rate - clock()

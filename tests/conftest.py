@@ -20,8 +20,11 @@ The broker object also carries the client settings for tests (test modules canno
 this file under ``--import-mode=importlib``): ``kafka_broker.consumer_settings`` (a group
 joins in ~3 s with these), ``kafka_broker.producer_settings`` (non-idempotent, so it
 survives a broker restart), ``kafka_broker.unique("group")`` for group ids,
-``kafka_broker.send(topic, values)`` and ``kafka_broker.read(topic, count=, timeout=)``
-(reads a topic from the start without a group, so no join wait). Mark tests that use these
+``kafka_broker.send(topic, values)``, ``kafka_broker.read(topic, count=, timeout=)``
+(reads a topic from the start without a group, so no join wait), ``kafka_broker.client``
+(kafka-python connection settings) and ``kafka_broker.env(TOPICS__SAMPLES=name, ...)``
+(an environment for ``streamal`` subprocesses: this broker, fast group joins, and any
+``STREAMAL_*`` settings you add). Mark tests that use these
 fixtures with ``@pytest.mark.kafka``. Every consume loop needs a deadline.
 
 See ``streamal/broker.py`` for the broker itself and the KAFKA notes for tansu's quirks
@@ -38,6 +41,7 @@ from typing import Any
 import pytest
 
 from streamal.broker import LocalBroker
+from streamal.transports.admin import create_topics, delete_topics
 
 __all__ = ["TEST_CONSUMER", "TEST_PRODUCER", "KafkaTestBroker", "unique"]
 
@@ -92,28 +96,35 @@ class KafkaTestBroker:
 
     def create_topics(self, *names: str, partitions: int = 1) -> None:
         """Create topics explicitly (idempotent: an existing topic is left as it is)."""
-        from kafka.admin import NewTopic
-        from kafka.errors import TopicAlreadyExistsError
-
-        with self._admin() as admin:
-            for name in names:
-                try:
-                    admin.create_topics([NewTopic(name, partitions, 1)])
-                except TopicAlreadyExistsError:
-                    pass
+        create_topics(self.client, names, partitions)
 
     def delete_topics(self, *names: str) -> None:
         """Delete topics, ignoring ones that are gone (e.g. after a restart)."""
-        from kafka.errors import KafkaError
+        if self.broker.running:
+            delete_topics(self.client, names)
 
-        if not self.broker.running or not names:
-            return
-        with self._admin() as admin:
-            for name in names:
-                try:
-                    admin.delete_topics([name])
-                except KafkaError:
-                    pass
+    @property
+    def client(self) -> dict[str, Any]:
+        """kafka-python connection settings for this broker."""
+        return {"bootstrap_servers": self.bootstrap, **_ADMIN}
+
+    def env(self, **settings: Any) -> dict[str, str]:
+        """``os.environ`` plus ``STREAMAL_*`` variables pointing the CLI at this broker.
+
+        The consumer settings make groups join in ~3 s. ``settings`` adds more, as
+        ``SECTION__KEY=value`` (e.g. ``TOPICS__SAMPLES="s-1"``).
+        """
+        import os
+
+        env = {
+            **os.environ,
+            "STREAMAL_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
+            "STREAMAL_KAFKA__SESSION_TIMEOUT_MS": str(TEST_CONSUMER["session_timeout_ms"]),
+            "STREAMAL_KAFKA__HEARTBEAT_INTERVAL_MS": str(TEST_CONSUMER["heartbeat_interval_ms"]),
+            "STREAMAL_KAFKA__MAX_POLL_INTERVAL_MS": str(TEST_CONSUMER["max_poll_interval_ms"]),
+        }
+        env.update({f"STREAMAL_{key.upper()}": str(value) for key, value in settings.items()})
+        return env
 
     def send(self, topic: str, values: Iterable[bytes], key: bytes | None = None) -> int:
         """Produce ``values`` to ``topic`` (sync, in order) and return how many were sent."""
@@ -162,13 +173,6 @@ class KafkaTestBroker:
             return sorted(records, key=lambda r: (r.partition, r.offset))
         finally:
             consumer.close()
-
-    def _admin(self) -> Any:
-        from contextlib import closing
-
-        from kafka import KafkaAdminClient
-
-        return closing(KafkaAdminClient(bootstrap_servers=self.bootstrap, **_ADMIN))
 
 
 # Admin clients fail fast in tests instead of kafka-python's 30 s bootstrap wait.

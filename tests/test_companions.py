@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from streamal.annotators import HumanAnswerer, OracleAnswerer, coerce_label
 from streamal.companions import answer_queries, produce, record
 from streamal.messages import Query, Sample, decode_label, decode_sample, encode
 from streamal.oracle import SimulatedOracle
+from streamal.sources import open_source
 from streamal.transports import MemoryBroker, MemorySink, MemorySource
 
 
@@ -241,3 +245,115 @@ def test_human_skips_reprompts_and_quitting_leaves_the_query_uncommitted() -> No
     # 0 was skipped and 1 answered; 2 was on screen at "q": it is answered next time.
     assert broker.committed["oracle"] == {("q", 0): 2}
     assert stats.labels == 1
+
+
+# -- the commands, against a real broker ----------------------------------------------------
+
+
+def _cli(
+    args: list[str], env: dict[str, str], stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamal", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.kafka
+def test_produce_then_record_round_trips_a_stream(
+    kafka_broker: Any, kafka_topics: Any, tmp_path: Path
+) -> None:
+    (topic,) = kafka_topics("samples")
+    env = kafka_broker.env()
+    done = _cli(["produce", "synth:Agrawal:n=40", "--topic", topic, "--rate", "400"], env)
+    assert done.returncode == 0, done.stderr
+    assert f"sent 40 samples to {topic}" in done.stderr
+    records = kafka_broker.read(topic, count=40)
+    expected = list(open_source("synth:Agrawal:n=40"))
+    assert [r.key for r in records] == [s.id.encode() for s in expected]
+    sent = [decode_sample(r.value) for r in records]
+    assert sent == [s.model_copy(update={"y": None}) for s in expected]
+
+    out = tmp_path / "rec.jsonl"
+    done = _cli(["record", topic, "-o", str(out), "--idle", "1"], env)
+    assert done.returncode == 0, done.stderr
+    assert [decode_sample(line) for line in out.read_text().splitlines()] == sent
+    # The recording replays: produce it again into a second topic, with nothing lost.
+    (again,) = kafka_topics("again")
+    done = _cli(["produce", str(out), "--topic", again], env)
+    assert done.returncode == 0, done.stderr
+    assert [decode_sample(r.value) for r in kafka_broker.read(again, count=40)] == sent
+
+
+@pytest.mark.kafka
+def test_produce_keep_y_feeds_replay(kafka_broker: Any, kafka_topics: Any, tmp_path: Path) -> None:
+    (topic,) = kafka_topics("samples")
+    env = kafka_broker.env()
+    args = ["produce", "river:Phishing", "--topic", topic, "--limit", "30", "--keep-y"]
+    assert _cli(args, env).returncode == 0
+    out = tmp_path / "phishing.jsonl"
+    assert _cli(["record", topic, "-o", str(out), "--count", "30"], env).returncode == 0
+    replayed = list(open_source(str(out)))  # replay refuses samples without y
+    assert [(s.id, s.y) for s in replayed] == [
+        (s.id, s.y) for s in list(open_source("river:Phishing"))[:30]
+    ]
+
+
+@pytest.mark.kafka
+def test_oracle_answers_from_the_source_after_its_delay(
+    kafka_broker: Any, kafka_topics: Any
+) -> None:
+    queries, labels = kafka_topics("queries", "labels")
+    truth = {s.id: s.y for s in open_source("synth:SEA:n=20")}
+    asked = ["3", "nope", "11", "7"]
+    kafka_broker.send(queries, [encode(_query(sid, prediction=0)) for sid in asked])
+    env = kafka_broker.env(TOPICS__QUERIES=queries, TOPICS__LABELS=labels)
+    args = [
+        "oracle",
+        "synth:SEA:n=20",
+        "--delay",
+        "0.3",
+        "--count",
+        "4",
+        "--group",
+        kafka_broker.unique("oracle"),
+    ]
+    done = _cli(args, env)
+    assert done.returncode == 0, done.stderr
+    assert "4 queries, 3 labels" in done.stderr and "1 unknown ids" in done.stderr
+    got = [decode_label(r.value) for r in kafka_broker.read(labels, count=3)]
+    assert sorted((lb.sample_id, lb.y) for lb in got) == sorted(
+        (sid, truth[sid]) for sid in ("3", "11", "7")
+    )
+    assert all(lb.annotator == "oracle" for lb in got)
+
+
+@pytest.mark.kafka
+def test_annotate_takes_answers_from_a_pipe(kafka_broker: Any, kafka_topics: Any) -> None:
+    queries, labels = kafka_topics("queries", "labels")
+    kafka_broker.send(queries, [encode(_query(str(i), prediction=True)) for i in range(3)])
+    env = kafka_broker.env(TOPICS__QUERIES=queries, TOPICS__LABELS=labels)
+    args = ["annotate", "--annotator", "pat", "--group", kafka_broker.unique("ann"), "--idle", "2"]
+    done = _cli(args, env, stdin="no\nwhat\n\ns\n")
+    assert done.returncode == 0, done.stderr
+    assert "sample 0" in done.stdout and "is not yes/no" in done.stdout
+    got = [decode_label(r.value) for r in kafka_broker.read(labels, count=2)]
+    assert [(lb.sample_id, lb.y, lb.annotator) for lb in got] == [
+        ("0", False, "pat"),
+        ("1", True, "pat"),
+    ]
+    assert "2 labels sent, 1 skipped" in done.stderr
+
+
+def test_bad_source_and_unreachable_broker_exit_with_their_codes() -> None:
+    import os
+
+    env = {**os.environ, "STREAMAL_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    done = _cli(["produce", "no-such-file.csv"], env)
+    assert done.returncode == 2 and "no such file" in done.stderr
+    done = _cli(["produce", "synth:SEA:n=5", "--set", "service.broker_timeout=1"], env)
+    assert done.returncode == 3 and "error:" in done.stderr

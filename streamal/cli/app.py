@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "streamal.cli.info_cmd",
     "streamal.cli.serve_cmd",
     "streamal.cli.catalog_cmd",
+    "streamal.cli.companions_cmd",
 ]
 
 app = typer.Typer(
