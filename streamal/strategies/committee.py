@@ -60,6 +60,13 @@ class Committee(base.Classifier):  # type: ignore[misc]
         self.seed = seed
         self._rng = random.Random(seed)
 
+    def _get_params(self) -> dict[str, Any]:
+        # river recurses into estimator parameters but copies lists as they are: hand it
+        # untrained clones of the members, so that clone() starts from scratch.
+        params: dict[str, Any] = super()._get_params()
+        params["models"] = [model.clone() for model in self.models]
+        return params
+
     def _poisson1(self) -> int:
         # Knuth's method for Poisson(1).
         limit, k, p = math.exp(-1.0), 0, self._rng.random()
