@@ -69,7 +69,7 @@ def strategies_command(
         for col in ("name", "what it does", "parameters"):
             table.add_column(col, overflow="fold")
         for row in rows:
-            summary = row["summary"] + (" [needs an ensemble]" if row["needs"] else "")
+            summary = row["summary"] + (" (needs an ensemble)" if row["needs"] else "")
             table.add_row(row["name"], summary, _params(row["parameters"]))
         console.print(table)
 
