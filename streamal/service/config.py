@@ -106,9 +106,16 @@ class LearnerSettings(_Section):
     budget: str = DEFAULT_BUDGET
     rate: float = DEFAULT_RATE
     seed: int = DEFAULT_SEED
-    ttl: float | None = Field(default=None, description="query lifetime, stream seconds or arrivals")
+    ttl: float | None = Field(
+        default=None, description="query lifetime, stream seconds or arrivals"
+    )
     pending: Literal["memory", "sqlite"] = "memory"
     max_pending: int = 100_000
+    window_selector: str | None = Field(
+        default=None, description="window (batch) mode: topk, coreset, diverse, batchbald"
+    )
+    window_size: int = 100
+    window_seconds: float | None = None
 
 
 class CheckpointSettings(_Section):

@@ -23,7 +23,6 @@ from prometheus_client import CollectorRegistry
 
 from streamal import __version__
 from streamal.checkpoint import Checkpointer
-from streamal.learner import ActiveLearner
 from streamal.pending import SQLitePendingStore
 from streamal.replay import build_learner as build_replay_learner
 from streamal.service.config import KafkaSettings, Settings
@@ -48,8 +47,12 @@ def config_hash(settings: Settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def build_learner(settings: Settings) -> ActiveLearner:
-    """A fresh learner, built exactly as replay builds it (same specs, same seed)."""
+def build_learner(settings: Settings) -> Any:
+    """A fresh learner, built exactly as replay builds it (same specs, same seed).
+
+    With ``learner.window_selector`` set, it is wrapped in a
+    :class:`~streamal.window.WindowLearner` (window mode).
+    """
     spec = settings.learner
     learner = build_replay_learner(
         spec.model, spec.strategy, spec.budget, spec.rate, spec.seed, spec.ttl
@@ -60,6 +63,12 @@ def build_learner(settings: Settings) -> ActiveLearner:
         learner.pending = SQLitePendingStore(str(path), max_size=spec.max_pending)
     else:
         learner.pending.max_size = spec.max_pending
+    if spec.window_selector is not None:
+        from streamal.window import WindowLearner
+
+        return WindowLearner(
+            learner, spec.window_selector, spec.window_size, spec.window_seconds, seed=spec.seed
+        )
     return learner
 
 

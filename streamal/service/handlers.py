@@ -33,8 +33,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from streamal.exceptions import DecodeError
-from streamal.learner import LabelOutcome
-from streamal.messages import Query, decode_label, decode_sample, encode
+from streamal.learner import Decision, LabelOutcome
+from streamal.messages import Query, Sample, decode_label, decode_sample, encode
 from streamal.service.metrics import Metrics
 from streamal.service.outputs import classify, dead_letter, prediction_message
 from streamal.transports.base import Envelope, Sink
@@ -91,6 +91,8 @@ class MessageHandler:
         self.dead_letter_max_bytes = dead_letter_max_bytes
         #: Queries decided since the last checkpoint, in decision order.
         self.outbox: list[Outgoing] = []
+        #: Window mode only: the samples of the open window, by id.
+        self.window_samples: dict[str, Sample] = {}
 
     def handle(self, env: Envelope) -> None:
         """Process one consumed message (messages of other topics are ignored)."""
@@ -112,12 +114,27 @@ class MessageHandler:
             self._queue(learner.query_for(sample, decision))
         take = getattr(learner, "take_queries", None)
         if take is not None:
-            for query in take():
-                self._queue(query)
+            self._windowed(sample, take())
         if self.topics.predictions is not None:
             self.sink.send(
                 self.topics.predictions, prediction_message(decision), sample.id.encode()
             )
+
+    def _windowed(self, sample: Sample, decisions: list[Decision]) -> None:
+        # Window mode picks queries when a window closes, among its recent arrivals:
+        # keep one window of samples to build the queries from.
+        recent = self.window_samples
+        recent[sample.id] = sample
+        learner = self.learner
+        query_for = getattr(learner, "query_for", None) or learner.learner.query_for
+        for decision in decisions:
+            chosen = recent.get(decision.sample_id)
+            if chosen is None:
+                log.warning("window query for %r: sample no longer known", decision.sample_id)
+                continue
+            self._queue(query_for(chosen, decision))
+        while len(recent) > max(1, getattr(learner, "window", 1)):
+            del recent[next(iter(recent))]
 
     def _queue(self, query: Query) -> None:
         self.outbox.append((self.topics.queries, query.sample_id.encode(), encode(query)))

@@ -187,6 +187,7 @@ class Service:
                     "point the checkpoint directory at an empty folder to start a new model"
                 )
             self.handler.learner = snap.learner
+            self.handler.window_samples = {s.id: s for s in snap.extra.get("window", [])}
             self.offsets = Offsets(snap.offsets, snap.topic_ids)
             for topic, key, value in snap.outbox:
                 self.sink.send(topic, value, key)
@@ -289,6 +290,7 @@ class Service:
 
         A flush that times out abandons this checkpoint (it is retried later); a
         snapshot that cannot be written raises :class:`~streamal.exceptions.CheckpointError`.
+        With nothing processed since the last checkpoint, only the flush is done.
         """
         t0 = time.perf_counter()
         if not self.sink.flush(self._policy.flush_timeout):
@@ -298,6 +300,8 @@ class Service:
             )
             self.metrics.checkpoint_failed()
             return False
+        if not self._since_commit and not self.handler.outbox:
+            return True
         outbox = self.handler.outbox
         snapshot = Snapshot(
             self.learner,
@@ -305,6 +309,7 @@ class Service:
             list(outbox),
             dict(self.offsets.topic_ids),
             self.config_hash,
+            {"window": list(self.handler.window_samples.values())},
         )
         try:
             self.checkpointer.save(snapshot)
@@ -326,7 +331,7 @@ class Service:
     def on_revoked(self, partitions: list[TopicPartition]) -> None:
         """Checkpoint before the partitions go (errors are raised after the poll)."""
         try:
-            if self._since_commit and not self._failed:
+            if not self._failed:
                 self.checkpoint()
         except BaseException as err:  # the client swallows callback errors
             self._callback_error = err

@@ -136,15 +136,15 @@ class Metrics:
         self.observe_learner(learner)
 
     def observe_learner(self, learner: Any) -> None:
-        """Copy the learner's state into the gauges."""
+        """Copy the learner's state into the gauges (window learners included)."""
+        stats = learner.stats
         self.pending.set(len(learner.pending))
-        budget = learner.budget
-        self.realized.set(budget.realized_rate)
-        self.target.set(budget.rate)
-        threshold = budget.threshold
+        self.realized.set(stats.queried / stats.seen if stats.seen else 0.0)
+        budget = getattr(learner, "budget", None) or learner.learner.budget
+        self.target.set(getattr(learner, "_rate", budget.rate))
+        threshold = budget.threshold if hasattr(learner, "budget") else None
         self.threshold.set(float("nan") if threshold is None else threshold)
         self.model_version.set(learner.model_version)
-        stats = learner.stats
         for event in LEARNER_EVENTS:
             self.learner_events.labels(event).set(getattr(stats, event))
 

@@ -22,6 +22,7 @@ Examples
 from __future__ import annotations
 
 import itertools
+import random
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,11 +102,21 @@ class MemoryBroker:
 
 
 class MemorySource:
-    """A consumer of a :class:`MemoryBroker` that owns every partition of its topics."""
+    """A consumer of a :class:`MemoryBroker` that owns every partition of its topics.
 
-    def __init__(self, broker: MemoryBroker, group: str = "streamal") -> None:
+    By default a poll returns messages in the order they were produced. With
+    ``interleave_seed`` set, each poll takes whole runs of messages partition by
+    partition in a seeded random order, as a Kafka fetch may: the order within a
+    partition is kept, the order across partitions and topics is not.
+    """
+
+    def __init__(
+        self, broker: MemoryBroker, group: str = "streamal", interleave_seed: int | None = None
+    ) -> None:
         self.broker = broker
         self.group = group
+        self.interleave_seed = interleave_seed
+        self._rng = None if interleave_seed is None else random.Random(interleave_seed)
         self._topics: list[str] = []
         self._listener: RebalanceListener | None = None
         self._positions: dict[TopicPartition, int] = {}
@@ -141,10 +152,16 @@ class MemorySource:
             return []
         if self._assign_due:
             self._assign()
-        heads: list[tuple[int, Envelope]] = []
-        for (topic, p), pos in self._positions.items():
-            heads.extend(self.broker.topics[topic].partitions[p][pos : pos + max_records])
-        heads.sort(key=lambda e: e[0])
+        runs = [
+            self.broker.topics[topic].partitions[p][pos : pos + max_records]
+            for (topic, p), pos in self._positions.items()
+        ]
+        if self._rng is None:
+            heads = sorted((e for run in runs for e in run), key=lambda e: e[0])
+        else:
+            self._rng.shuffle(runs)
+            heads = [e[: self._rng.randint(1, max_records)] for e in runs if e]
+            heads = [e for run in heads for e in run]
         out = [env for _, env in heads[:max_records]]
         for env in out:
             self._positions[env.tp] = env.offset + 1
