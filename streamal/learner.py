@@ -195,8 +195,11 @@ class ActiveLearner:
         if evicted is not None:
             self.stats.evicted += 1
             self._closed.add(evicted.sample_id, LabelOutcome.EXPIRED)
-        if self._next_deadline is None and entry.expires_at != float("inf"):
-            self._next_deadline = entry.expires_at
+        deadline = entry.expires_at
+        if deadline != float("inf") and (
+            self._next_deadline is None or deadline < self._next_deadline
+        ):
+            self._next_deadline = deadline
 
     def expire(self, now: float) -> list[PendingEntry]:
         """Expire the queries whose deadline is at or before ``now``; return them."""

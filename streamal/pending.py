@@ -10,6 +10,7 @@ process between snapshots).
 
 from __future__ import annotations
 
+import heapq
 import pickle
 import sqlite3
 from collections.abc import Iterator
@@ -66,6 +67,11 @@ class PendingStore(Protocol):
 class MemoryPendingStore:
     """In-memory pending store, bounded to ``max_size`` entries (oldest evicted first).
 
+    Entries live in a dict in query order; deadlines in a heap, so expiry and
+    :meth:`next_deadline` cost ``O(log n)`` per entry whatever the mix of TTLs (popped
+    entries leave stale heap items that are skipped, and the heap is rebuilt when they
+    outnumber the live ones).
+
     Examples
     --------
     >>> store = MemoryPendingStore(max_size=2)
@@ -82,40 +88,50 @@ class MemoryPendingStore:
     def __init__(self, max_size: int = 100_000) -> None:
         self.max_size = max_size
         self._entries: dict[str, PendingEntry] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._seq = 0
+        self._live: dict[str, int] = {}
 
     def put(self, entry: PendingEntry) -> PendingEntry | None:
         entries = self._entries
-        entries.pop(entry.sample_id, None)
+        self.pop(entry.sample_id)
         evicted = None
         if len(entries) >= self.max_size:
-            evicted = entries.pop(next(iter(entries)))
+            evicted = self.pop(next(iter(entries)))
         entries[entry.sample_id] = entry
+        self._seq += 1
+        self._live[entry.sample_id] = self._seq
+        if entry.expires_at != float("inf"):
+            heapq.heappush(self._heap, (entry.expires_at, self._seq, entry.sample_id))
+            if len(self._heap) > 2 * len(entries) + 64:
+                self._rebuild()
         return evicted
 
+    def _rebuild(self) -> None:
+        live = self._live
+        self._heap = [item for item in self._heap if live.get(item[2]) == item[1]]
+        heapq.heapify(self._heap)
+
     def pop(self, sample_id: str) -> PendingEntry | None:
+        self._live.pop(sample_id, None)
         return self._entries.pop(sample_id, None)
 
     def expire(self, now: float) -> list[PendingEntry]:
-        entries = self._entries
-        due = []
-        # Entries with a common TTL are in deadline order, so stop at the first live one;
-        # the full scan below handles mixed TTLs and runs only when the head expired.
-        for sid, entry in entries.items():
-            if entry.expires_at > now:
-                break
-            due.append(sid)
-        else:
-            return [entries.pop(sid) for sid in due]
-        if not due:
-            return []
-        due = [sid for sid, e in entries.items() if e.expires_at <= now]
-        return [entries.pop(sid) for sid in due]
+        heap, live, entries = self._heap, self._live, self._entries
+        out = []
+        while heap and heap[0][0] <= now:
+            _, seq, sid = heapq.heappop(heap)
+            if live.get(sid) == seq:
+                del live[sid]
+                out.append(entries.pop(sid))
+        return out
 
     def next_deadline(self) -> float | None:
-        """The deadline of the oldest entry (``None`` when empty)."""
-        for entry in self._entries.values():
-            return entry.expires_at
-        return None
+        """The earliest deadline in the store (``None`` when none can expire)."""
+        heap, live = self._heap, self._live
+        while heap and live.get(heap[0][2]) != heap[0][1]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def __contains__(self, sample_id: object) -> bool:
         return sample_id in self._entries
