@@ -267,6 +267,7 @@ def open_source(
         raise InputError(f"no such file {spec!r} (and not a river:NAME or synth:NAME stream)")
     suffix = path.suffix.lower()
     if suffix == ".csv":
+        next(iter_csv(path, target, time), None)  # fail now on a bad header or first row
         n = max(0, _count_lines(path) - 1)
         return Source(str(path), n, lambda: iter_csv(path, target, time))
     if suffix in {".jsonl", ".json", ".ndjson"}:

@@ -1,0 +1,121 @@
+"""ActiveLearner: decisions, pending labels, idempotence, expiry, warm start, pickling."""
+
+from __future__ import annotations
+
+import pickle
+
+from streamal import ActiveLearner, Label, LabelOutcome, Sample, budgets, strategies
+from streamal.models import build_model
+from streamal.pending import SQLitePendingStore
+from streamal.replay import build_learner
+from streamal.sources import open_source
+
+
+def learner(rate: float = 0.5, ttl: float | None = None, **kw: object) -> ActiveLearner:
+    return ActiveLearner(build_model("logreg"), strategies.Entropy(),
+                         budgets.VariableThreshold(rate=rate), ttl=ttl, **kw)  # type: ignore[arg-type]
+
+
+def sample(i: int, ts: float | None = None) -> Sample:
+    return Sample(id=str(i), x={"a": float(i % 3), "c": "x" if i % 2 else "y"}, ts=ts)
+
+
+def test_queried_samples_wait_for_their_label_and_update_the_model() -> None:
+    al = learner()
+    decisions = [al.process(sample(i)) for i in range(20)]
+    queried = [d.sample_id for d in decisions if d.queried]
+    assert queried and len(al.pending) == len(queried)
+    assert all(d.reason == "query" for d in decisions if d.queried)
+    assert {d.reason for d in decisions if not d.queried} <= {"score", "budget"}
+    for n, sid in enumerate(queried, start=1):
+        assert al.apply(Label(sample_id=sid, y=int(sid) % 2 == 0)) is LabelOutcome.APPLIED
+        assert al.model_version == n
+    assert len(al.pending) == 0 and al.stats.applied == len(queried)
+
+
+def test_duplicate_unknown_and_expired_labels_are_reported_not_raised() -> None:
+    al = learner(ttl=3.0)
+    decisions = [al.process(sample(i)) for i in range(30)]
+    first = next(d for d in decisions if d.queried)
+    # queries older than 3 samples have expired by now
+    assert al.apply(Label(sample_id=first.sample_id, y=True)) is LabelOutcome.EXPIRED
+    assert al.apply(Label(sample_id="never-seen", y=True)) is LabelOutcome.UNKNOWN
+    al2 = learner()
+    d = next(d for d in (al2.process(sample(i)) for i in range(30)) if d.queried)
+    assert al2.learn(Label(sample_id=d.sample_id, y=True)) is True
+    version = al2.model_version
+    assert al2.apply(Label(sample_id=d.sample_id, y=False)) is LabelOutcome.DUPLICATE
+    assert al2.model_version == version
+    assert (al.stats.expired, al.stats.unknown, al2.stats.duplicate) >= (1, 1, 1)
+
+
+def test_ttl_in_seconds_when_samples_carry_time() -> None:
+    al = learner(ttl=10.0)
+    d = al.process(sample(0, ts=1000.0))
+    ds = [al.process(sample(i, ts=1000.0 + i)) for i in range(1, 60)]
+    queried = [x for x in [d, *ds] if x.queried]
+    assert queried and all(q.expires_at is not None for q in queried)
+    late = queried[0]
+    assert late.expires_at == float(late.sample_id) + 1000.0 + 10.0
+    assert al.apply(Label(sample_id=late.sample_id, y=True)) is LabelOutcome.EXPIRED
+    assert al.stats.expired >= 1
+
+
+def test_bounded_pending_store_evicts_and_reports() -> None:
+    from streamal.pending import MemoryPendingStore
+
+    al = learner(rate=1.0, pending=MemoryPendingStore(max_size=5))
+    al.budget = budgets.FullBudget()
+    for i in range(12):
+        al.process(sample(i))
+    assert len(al.pending) == 5 and al.stats.evicted == 7
+    assert al.apply(Label(sample_id="0", y=True)) is LabelOutcome.EXPIRED
+
+
+def test_warm_start_counts_as_updates() -> None:
+    al = learner()
+    n = al.warm_start([(sample(i).x, i % 2 == 0) for i in range(5)]
+                      + [Sample(id="w", x={"a": 1.0, "c": "x"}, y=True)])
+    assert n == 6 and al.model_version == 6
+    assert al.process(sample(1)).prediction in {True, False}
+
+
+def test_same_seed_same_decisions_and_pickle_resumes_identically() -> None:
+    stream = list(open_source("synth:SEA:n=3000", seed=3))
+
+    def drive(al: ActiveLearner, items: list[Sample]) -> list[bool]:
+        out = []
+        for s in items:
+            d = al.process(s)
+            out.append(d.queried)
+            if d.queried:
+                al.learn(Label(sample_id=s.id, y=s.y))  # type: ignore[arg-type]
+        return out
+
+    a = build_learner("hat", "entropy", "variable_threshold", 0.1, seed=5)
+    b = build_learner("hat", "entropy", "variable_threshold", 0.1, seed=5)
+    assert drive(a, stream) == drive(b, stream)
+    c = build_learner("hat", "entropy", "variable_threshold", 0.1, seed=5)
+    head = drive(c, stream[:1500])
+    resumed = pickle.loads(pickle.dumps(c))
+    assert head + drive(resumed, stream[1500:]) == drive(
+        build_learner("hat", "entropy", "variable_threshold", 0.1, seed=5), stream
+    )
+
+
+def test_sqlite_pending_store_in_a_learner_pickles() -> None:
+    al = learner(rate=1.0, pending=SQLitePendingStore(":memory:"))
+    al.budget = budgets.FullBudget()
+    for i in range(4):
+        al.process(sample(i))
+    copy = pickle.loads(pickle.dumps(al))
+    assert len(copy.pending) == 4 and copy.learn(Label(sample_id="2", y=True))
+
+
+def test_query_message_for_a_decision() -> None:
+    al = learner(rate=1.0)
+    al.budget = budgets.FullBudget()
+    s = sample(1, ts=5.0)
+    q = al.query_for(s, al.process(s))
+    assert q.sample_id == "1" and q.strategy == "Entropy" and q.purpose == "learn"
+    assert q.x == s.x and 0.0 <= q.score <= 1.0
