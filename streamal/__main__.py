@@ -1,6 +1,5 @@
-"""``python -m streamal``: the ``streamal`` command, for environments without the script."""
+"""``python -m streamal`` runs the command line."""
 
 from streamal.cli.app import main
 
-if __name__ == "__main__":
-    main()
+main()

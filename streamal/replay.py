@@ -102,8 +102,9 @@ def iter_replay(
     truth: OrderedDict[str, Any] = OrderedDict()
     started = time.perf_counter()
     index = -1
+    last_ts: float | None = None
     for index, sample in enumerate(stream):
-        ts = sample.ts
+        ts = last_ts = sample.ts
         if len(oracle):
             for label in oracle.due(index, ts):
                 learner.learn(label)
@@ -130,6 +131,15 @@ def iter_replay(
             progress.window_size = len(recent)
             progress.seconds = time.perf_counter() - started
             yield progress
+    # The stream ends: close an open window, then deliver the labels due by now
+    # (with no delay, the last arrival's label), as a live oracle would.
+    flush = getattr(learner, "flush", None)
+    if flush is not None and index >= 0:
+        for queried in flush():
+            progress.labels_used += 1
+            oracle.ask(queried.sample_id, truth.pop(queried.sample_id, None), index, last_ts)
+    for label in oracle.due(index + 1, last_ts):
+        learner.learn(label)
     if (index + 1) % step != 0:
         progress.samples = index + 1
         progress.window_size = len(recent)
@@ -235,6 +245,8 @@ class ReplayConfig:
     time: str | None = None
     limit: int | None = None
     step: int = 500
+    window: int | None = None
+    selector: str = "topk"
 
 
 def build_learner(
@@ -264,8 +276,12 @@ def run(
     """Replay ``config.source`` with the run ``spec`` (default: the config's own components)."""
     spec = spec or RunSpec("main", config.strategy, config.budget, config.rate)
     source = open_source(config.source, target=config.target, time=config.time, seed=config.seed)
-    learner = build_learner(config.model, spec.strategy, spec.budget, spec.rate, config.seed,
-                            config.ttl)
+    learner: Any = build_learner(config.model, spec.strategy, spec.budget, spec.rate,
+                                 config.seed, config.ttl)
+    if config.window is not None and spec.budget != "full":
+        from streamal.window import WindowLearner
+
+        learner = WindowLearner(learner, config.selector, window=config.window, seed=config.seed)
     oracle = SimulatedOracle(config.delay, noise=config.noise, seed=config.seed)
     final, curve = replay(_limited(source, config.limit), learner, oracle, config.step,
                           on_progress)

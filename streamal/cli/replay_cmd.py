@@ -69,6 +69,10 @@ def replay_command(
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")]
     = defaults.DEFAULT_SEED,
     limit: Annotated[int | None, typer.Option(help="Stop after this many samples.")] = None,
+    window: Annotated[int | None, typer.Option(help="Window (batch) mode: choose rate x W "
+                                                    "of every W arrivals at once.")] = None,
+    selector: Annotated[str, typer.Option(help="Window-mode selector: topk, coreset, "
+                                               "diverse, batchbald.")] = "topk",
     compare: Annotated[str, typer.Option(help="Comma-separated runs to compare: "
                                               "STRATEGY[/BUDGET], random, full.")] = "",
     report: Annotated[str | None, typer.Option(help="Write curve.csv, summary.json and "
@@ -80,6 +84,7 @@ def replay_command(
     config = ReplayConfig(
         source=source, model=model, strategy=strategy, budget=budget, rate=rate, delay=delay,
         seed=seed, noise=noise, ttl=ttl, target=target, time=time, limit=limit,
+        window=window, selector=selector,
     )
     runs = plan(config, compare.split(","))
     length = open_source(source, target=target, time=time, seed=seed).length
@@ -105,7 +110,10 @@ def replay_command(
     if as_json:
         sys.stdout.write(json.dumps(summary(results)) + "\n")
     else:
-        Console().print(_table(results))
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=140)
+        out.print(_table(results))
 
 
 def register(app: typer.Typer) -> None:
