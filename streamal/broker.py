@@ -43,7 +43,7 @@ from typing import IO
 
 from streamal.exceptions import ConfigError, TransportError
 
-__all__ = ["LocalBroker", "find_tansu", "free_port"]
+__all__ = ["LocalBroker", "die_with_parent", "find_tansu", "free_port"]
 
 #: How long a start may take before it is called failed. tansu accepts in ~6 ms; the
 #: margin covers a loaded CI machine.
@@ -100,9 +100,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    # PR_SET_PDEATHSIG = 1: the kernel sends SIGTERM to tansu when its parent dies,
-    # so a SIGKILLed test run or demo leaves no orphan broker behind.
+def die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    """``preexec_fn`` for subprocesses: the kernel sends SIGTERM when the parent dies.
+
+    Linux only (``PR_SET_PDEATHSIG``). It fires when the *thread* that started the child
+    ends, so use it only for children started from the main thread.
+    """
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
@@ -269,7 +272,7 @@ class LocalBroker:
             env=env,
             # Only from the main thread: PDEATHSIG fires when the *thread* that forked
             # exits, which would kill a broker started from a short-lived worker thread.
-            preexec_fn=_die_with_parent if sys.platform == "linux" and on_main else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" and on_main else None,
         )
         with _LIVE_LOCK:
             _LIVE[self._proc.pid] = self

@@ -309,6 +309,7 @@ def answer_queries(
             track.seen(env, query.sample_id if asked else None)
             stats.unanswered += not asked
             publish()
+        publish()  # answers whose delay ran out while no query came
         if time.monotonic() - last_commit >= commit_every:
             commit()
             last_commit = time.monotonic()

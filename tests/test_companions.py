@@ -172,6 +172,24 @@ def test_oracle_noise_flips_about_its_share_of_labels_reproducibly() -> None:
     assert flipped(7) == first and flipped(8) != first
 
 
+def test_delayed_answers_go_out_while_no_new_query_comes() -> None:
+    import time
+
+    published: list[float] = []
+    answerer = OracleAnswerer({"a": 1}, SimulatedOracle("0.2s"))
+    start = time.monotonic()
+    broker, stats = _oracle_run(
+        [encode(_query("a"))],
+        answerer,
+        timeout=5.0,
+        drain=0.0,
+        on_label=lambda label: published.append(time.monotonic() - start),
+        should_stop=lambda: bool(published),
+    )
+    assert stats.labels == 1 and len(broker.values("l")) == 1
+    assert 0.2 <= published[0] < 4.0  # after its delay, long before the timeout
+
+
 def test_unanswered_delayed_queries_stay_uncommitted_when_stopped() -> None:
     clock = FakeClock()
     answerer = OracleAnswerer({"a": 1, "b": 1}, SimulatedOracle("60s"), clock=clock)

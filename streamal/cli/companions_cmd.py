@@ -27,7 +27,7 @@ from streamal.cli.serve_cmd import BootstrapOpt, ConfigOpt, SetOpt, overrides
 from streamal.exceptions import DecodeError, TransportError
 from streamal.messages import Sample, decode_sample
 
-__all__ = ["open_samples", "register"]
+__all__ = ["make_sink", "open_samples", "register", "seconds_delay"]
 
 SourceArg = Annotated[
     str,
@@ -102,6 +102,20 @@ def _settings(
     return load_settings(config, extra)
 
 
+def make_sink(settings: Any) -> Any:
+    """A Kafka producer configured like the service's (connection, security, extras)."""
+    from streamal.service.factory import kafka_client_options
+    from streamal.transports.kafka import KafkaSink
+
+    # Give up connecting after as long as the service tolerates an unreachable broker.
+    options = {
+        "max_block_ms": settings.kafka.max_block_ms,
+        "bootstrap_timeout_ms": int(settings.service.broker_timeout * 1000),
+        **settings.kafka.producer,
+    }
+    return KafkaSink(kafka_client_options(settings.kafka), options)
+
+
 def _transports(settings: Any) -> tuple[Any, Any]:
     from streamal.service.factory import build_transports
 
@@ -132,20 +146,12 @@ def produce_command(
 ) -> None:
     """Replay a recorded or built-in stream into the samples topic, keyed by sample id."""
     from streamal.companions import produce
-    from streamal.service.factory import kafka_client_options
-    from streamal.transports.kafka import KafkaSink
 
     settings = _settings(config, set_, bootstrap_servers)
     samples = open_samples(source, target, time_col, seed)
     dest = topic or settings.topics.samples
     try:
-        # Give up connecting after as long as the service tolerates an unreachable broker.
-        options = {
-            "max_block_ms": settings.kafka.max_block_ms,
-            "bootstrap_timeout_ms": int(settings.service.broker_timeout * 1000),
-            **settings.kafka.producer,
-        }
-        sink = KafkaSink(kafka_client_options(settings.kafka), options)
+        sink = make_sink(settings)
     except TransportError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(3) from None
@@ -217,7 +223,8 @@ def record_command(
     typer.echo(f"recorded {written} messages from {topic}{note}", err=True)
 
 
-def _seconds_delay(delay: str) -> Any:
+def seconds_delay(delay: str) -> Any:
+    """A delay spec read in seconds: ``"2"`` means two seconds, like ``"2s"``."""
     from dataclasses import replace
 
     from streamal.oracle import parse_delay
@@ -255,7 +262,7 @@ def oracle_command(
     from streamal.sources import open_source
 
     truth = {s.id: s.y for s in open_source(source, target=target, time=time_col, seed=seed)}
-    oracle = SimulatedOracle(_seconds_delay(delay), noise=noise, seed=seed)
+    oracle = SimulatedOracle(seconds_delay(delay), noise=noise, seed=seed)
     settings = _settings(config, set_, bootstrap_servers, group_id=group, client_id=group)
     source_, sink = _transports(settings)
     typer.echo(
