@@ -1,0 +1,122 @@
+"""deploy/: the Compose file and Dockerfile agree with the code (no Docker engine here).
+
+These checks parse the files and hold them against the settings model and the CLI; they
+do not build or run the containers (see docs/deploy.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from streamal.cli.app import app
+from streamal.service.config import Settings
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    return data
+
+
+def _env(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    assert isinstance(env, dict), "write environment as a mapping"
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def test_the_stack_has_kafka_kraft_the_service_an_annotator_and_monitoring(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    assert {"kafka", "streamal", "oracle", "prometheus", "grafana"} <= set(services)
+    kafka = services["kafka"]
+    assert kafka["image"].startswith("apache/kafka:")
+    env = _env(kafka)
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert "ZOOKEEPER" not in " ".join(env)
+    # KRaft wants a base64url-encoded 16-byte UUID as the cluster id.
+    assert len(base64.urlsafe_b64decode(env["CLUSTER_ID"] + "==")) == 16
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def test_every_streamal_variable_is_a_real_setting(compose: dict[str, Any]) -> None:
+    names = {k for s in compose["services"].values() for k in _env(s) if k.startswith("STREAMAL_")}
+    names |= set(re.findall(r"ENV (STREAMAL_\w+)=", (DEPLOY / "Dockerfile").read_text()))
+    assert names
+    for name in names:
+        section, _, key = name.removeprefix("STREAMAL_").lower().partition("__")
+        field = Settings.model_fields.get(section)
+        assert field is not None, f"{name}: no settings section {section!r}"
+        assert key in field.annotation.model_fields, f"{name}: no setting {section}.{key}"  # type: ignore[union-attr]
+
+
+def test_the_topics_job_creates_every_configured_topic(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    script = "\n".join(services["topics"]["command"])
+    created = set(re.search(r"for topic in ([^;]+);", script).group(1).split())  # type: ignore[union-attr]
+    configured = {
+        v
+        for s in services.values()
+        for k, v in _env(s).items()
+        if k.startswith("STREAMAL_TOPICS__")
+    }
+    assert configured and configured <= created
+    depends = services["streamal"]["depends_on"]["topics"]["condition"]
+    assert depends == "service_completed_successfully"
+
+
+def test_container_commands_are_real_commands_and_options(compose: dict[str, Any]) -> None:
+    runner = CliRunner()
+    commands = {
+        name: s["command"]
+        for name, s in compose["services"].items()
+        if s.get("image") == "streamal:latest"
+    }
+    assert {"streamal", "oracle"} <= set(commands)
+    for name, command in commands.items():
+        argv = command if isinstance(command, list) else shlex.split(command)
+        helped = runner.invoke(app, [argv[0], "--help"], terminal_width=200)
+        assert helped.exit_code == 0, f"{name}: `streamal {argv[0]}` does not exist"
+        for option in (a for a in argv[1:] if a.startswith("--")):
+            assert option in helped.output, f"{name}: `streamal {argv[0]}` has no {option}"
+    # The oracle must know the labels of the very stream the producer sends.
+    assert commands["oracle"][1] == commands["producer"][1]
+
+
+def test_prometheus_scrapes_the_service_port_and_grafana_reads_prometheus(
+    compose: dict[str, Any],
+) -> None:
+    prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in prom["scrape_configs"]}
+    targets = jobs["streamal"]["static_configs"][0]["targets"]
+    port = _env(compose["services"]["streamal"])["STREAMAL_SERVICE__HTTP_PORT"]
+    assert targets == [f"streamal:{port}"]
+    assert f"EXPOSE {port}" in (DEPLOY / "Dockerfile").read_text()
+    mounts = compose["services"]["prometheus"]["volumes"]
+    assert any(m.startswith("./prometheus/prometheus.yml:") for m in mounts)
+    source = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+    datasource = yaml.safe_load(source.read_text())["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090"
+
+
+def test_dockerfile_is_multi_stage_slim_and_non_root() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM (\S+)", text, re.M)
+    assert len(stages) == 2 and all("slim" in s for s in stages)
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1].split(":")[0] not in {"0", "root"}
+    assert re.search(r"^HEALTHCHECK .*?/healthz", text, re.M | re.S)
+    root = DEPLOY.parent
+    for copied in re.findall(r"^COPY (?!--)(.+) \S+$", text, re.M):
+        for path in copied.split():
+            assert (root / path).exists(), f"Dockerfile copies missing {path}"
