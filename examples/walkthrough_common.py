@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +37,19 @@ class Options(argparse.Namespace):
     seed: int
 
 
-def options(name: str, description: str, argv: Sequence[str] | None = None) -> Options:
-    """Parse the common options; create the output directory."""
+def options(
+    name: str,
+    description: str,
+    argv: Sequence[str] | None = None,
+    more: Callable[[argparse.ArgumentParser], Any] | None = None,
+) -> Options:
+    """Parse the common options (and those ``more`` adds); create the output directory."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, default=Path("walkthrough-output") / name)
     parser.add_argument("--fast", action="store_true", help="small settings for the test suite")
     parser.add_argument("--seed", type=int, default=42)
+    if more is not None:
+        more(parser)
     args = parser.parse_args(argv, namespace=Options())
     args.fast = args.fast or os.environ.get("STREAMAL_FAST", "") not in ("", "0")
     args.out.mkdir(parents=True, exist_ok=True)
