@@ -77,7 +77,8 @@ class BrokerWatch:
             return
         self._last_probe = now
         try:
-            # A probe may take up to 2 s against a dead broker; shorter intervals shrink it.
+            # A probe may take up to 2 s against an unresponsive host; shorter intervals
+            # shrink it.
             self.source.ping(min(2.0, self.interval))
         except TransportError as err:
             if self._down_since is None:

@@ -198,6 +198,8 @@ class Service:
                 len(self.learner.pending),
                 len(snap.outbox),
             )
+        else:
+            log.info("no snapshot in %s: starting a new model", self.checkpointer.directory)
         self.restored = True
         self.metrics.observe_learner(self.learner)
         return snap

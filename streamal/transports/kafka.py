@@ -20,6 +20,7 @@ Choices, and why:
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -60,6 +61,18 @@ def crc32c_accelerated() -> bool:
     from kafka.record import util
 
     return util.crc32c_c is not None
+
+
+def _servers(value: str | Sequence[str]) -> list[str]:
+    """Bootstrap servers as a list of ``host:port``.
+
+    Examples
+    --------
+    >>> _servers("a:1, b:2"), _servers(["[::1]:9092"])
+    (['a:1', 'b:2'], ['[::1]:9092'])
+    """
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [s.strip() for s in items if s.strip()]
 
 
 def _tp(tp: TopicPartition) -> KafkaTopicPartition:
@@ -167,10 +180,17 @@ class KafkaSource:
         return None if found is None else str(found)
 
     def ping(self, timeout: float) -> None:
-        # Fetching a committed offset is a cheap round trip to the group coordinator.
-        probe = KafkaTopicPartition(self._topics[0] if self._topics else "__probe", 0)
-        with map_kafka_errors("broker unreachable"):
-            self._consumer.committed(probe, timeout_ms=int(timeout * 1000))
+        # A TCP connect to a bootstrap server, not a Kafka request: requests share the
+        # group coordinator's connection, where a JoinGroup can hold them for seconds.
+        errors = []
+        for server in _servers(self.client.get("bootstrap_servers", "localhost:9092")):
+            host, _, port = server.rpartition(":")
+            try:
+                socket.create_connection((host.strip("[]"), int(port)), timeout).close()
+                return
+            except (OSError, ValueError) as err:
+                errors.append(f"{server}: {err}")
+        raise TransportError(f"cannot connect to {'; '.join(errors) or 'no bootstrap server'}")
 
     def close(self) -> None:
         with map_kafka_errors("consumer close failed"):

@@ -159,9 +159,9 @@ class MemorySource:
         if self._rng is None:
             heads = sorted((e for run in runs for e in run), key=lambda e: e[0])
         else:
-            self._rng.shuffle(runs)
-            heads = [e[: self._rng.randint(1, max_records)] for e in runs if e]
-            heads = [e for run in heads for e in run]
+            rng = self._rng
+            rng.shuffle(runs)
+            heads = [e for run in runs if run for e in run[: rng.randint(1, max_records)]]
         out = [env for _, env in heads[:max_records]]
         for env in out:
             self._positions[env.tp] = env.offset + 1

@@ -1,0 +1,365 @@
+"""``streamal serve`` in a subprocess against a real Kafka-protocol broker (tansu).
+
+End to end through every topic, poison messages, SIGKILL of the service again and again,
+and the broker killed under the running service. The promise is checked from the topics
+and the final snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamal.checkpoint import Checkpointer, Snapshot
+from streamal.messages import Label, Sample, encode
+
+pytestmark = pytest.mark.kafka
+
+RATE = 0.1
+ROLES = ("samples", "labels", "queries", "dead_letters", "predictions")
+
+
+_RUNNING: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_services() -> Iterator[None]:
+    yield
+    while _RUNNING:
+        proc = _RUNNING.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+class Serve:
+    """One ``streamal serve`` process; its log goes to ``log``."""
+
+    def __init__(self, broker: Any, topics: dict[str, str], state: Path, **extra: str) -> None:
+        env = {**os.environ, **_settings(broker.bootstrap, topics, **extra)}
+        self.log = state.parent / f"serve-{time.monotonic_ns()}.log"
+        code = "from streamal.cli.app import main; main()"
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", code, "serve", "--checkpoint-dir", str(state)]
+                + ["--http-port", "0"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        _RUNNING.append(self.proc)
+        self.port = int(_wait(lambda: self._port(), 30, "the HTTP port in the log"))
+
+    def _port(self) -> str | None:
+        found = re.search(r"on http://[0-9.]+:(\d+)", self.log.read_text())
+        if found is None and self.proc.poll() is not None:
+            raise AssertionError(f"serve exited early:\n{self.log.read_text()}")
+        return found.group(1) if found else None
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        pattern = re.escape(name + (f"{{{want}}}" if want else "")) + r" (\S+)"
+        found = re.search(r"^" + pattern + "$", self.get("/metrics")[1], re.M)
+        return float(found.group(1)) if found else 0.0
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self, timeout: float = 30) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+
+def _settings(bootstrap: str, topics: dict[str, str], **extra: str) -> dict[str, str]:
+    env = {
+        "STREAMAL_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "STREAMAL_KAFKA__GROUP_ID": topics["samples"] + "-service",
+        "STREAMAL_KAFKA__SESSION_TIMEOUT_MS": "6000",
+        "STREAMAL_KAFKA__HEARTBEAT_INTERVAL_MS": "500",
+        "STREAMAL_KAFKA__MAX_POLL_INTERVAL_MS": "10000",
+        "STREAMAL_LEARNER__MODEL": "logreg",
+        "STREAMAL_LEARNER__STRATEGY": "entropy",
+        "STREAMAL_LEARNER__RATE": str(RATE),
+        "STREAMAL_CHECKPOINT__EVERY": "50",
+        "STREAMAL_CHECKPOINT__INTERVAL": "0.5",
+        "STREAMAL_SERVICE__MAX_BATCH": "50",
+        "STREAMAL_SERVICE__HEALTH_INTERVAL": "0.5",
+        "STREAMAL_SERVICE__HTTP_HOST": "127.0.0.1",
+    }
+    env.update({f"STREAMAL_TOPICS__{role.upper()}": topics[role] for role in ROLES})
+    env.update({f"STREAMAL_{k.upper()}": v for k, v in extra.items()})
+    return env
+
+
+def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _producer(broker: Any) -> Any:
+    from kafka import KafkaProducer
+
+    # 4 MiB requests: one poison message is larger than the 1 MiB wire limit on purpose.
+    return KafkaProducer(
+        bootstrap_servers=broker.bootstrap, max_request_size=4 << 20, **broker.producer_settings
+    )
+
+
+def _sample(i: int) -> bytes:
+    rng = random.Random(i)
+    return encode(Sample(id=f"s{i}", x={"a": float(i % 10), "b": rng.random(), "c": "xyz"[i % 3]}))
+
+
+class Oracle(threading.Thread):
+    """Answers each distinct query id once, reading the queries topic without a group."""
+
+    def __init__(self, broker: Any, queries: str, labels: str) -> None:
+        super().__init__(daemon=True)
+        self.broker, self.queries, self.labels = broker, queries, labels
+        self.answered: set[str] = set()
+        self.messages = 0
+        self.last_answer = time.monotonic()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        consumer = KafkaConsumer(bootstrap_servers=self.broker.bootstrap, enable_auto_commit=False)
+        producer = _producer(self.broker)
+        parts = sorted(_wait(lambda: consumer.partitions_for_topic(self.queries), 10, "topic"))
+        consumer.assign([TopicPartition(self.queries, p) for p in parts])
+        consumer.seek_to_beginning()
+        try:
+            while not self.done.is_set():
+                for records in consumer.poll(timeout_ms=200).values():
+                    for r in records:
+                        self.messages += 1
+                        sid = json.loads(r.value)["sample_id"]
+                        if sid not in self.answered:
+                            y = int(sid[1:]) % 10 > 4
+                            value = encode(Label(sample_id=sid, y=y))
+                            producer.send(self.labels, value, key=sid.encode()).get(10)
+                            self.answered.add(sid)
+                            self.last_answer = time.monotonic()
+        finally:
+            consumer.close()
+            producer.close(5)
+
+
+@pytest.fixture
+def oracle_factory() -> Iterator[Callable[..., Oracle]]:
+    started: list[Oracle] = []
+
+    def start(broker: Any, topics: dict[str, str]) -> Oracle:
+        oracle = Oracle(broker, topics["queries"], topics["labels"])
+        oracle.start()
+        started.append(oracle)
+        return oracle
+
+    yield start
+    for oracle in started:
+        oracle.done.set()
+        oracle.join(10)
+
+
+def _names(make_topics: Callable[..., list[str]]) -> dict[str, str]:
+    return dict(zip(ROLES, make_topics(*ROLES, partitions=2), strict=True))
+
+
+def _final(state: Path) -> Snapshot:
+    snap = Checkpointer(state).load()
+    assert snap is not None
+    return snap
+
+
+def _check_promise(snap: Snapshot, broker: Any, topics: dict[str, str], n: int, oracle: Oracle):
+    learner, stats = snap.learner, snap.learner.stats
+    assert stats.seen == n  # every sample decided, exactly once in the durable state
+    asked = {json.loads(r.value)["sample_id"] for r in broker.read(topics["queries"])}
+    assert len(asked) == stats.queried == learner.budget.spent  # no phantom query
+    assert stats.queried <= RATE * stats.seen + 1e-9  # budget not overspent
+    # every label the oracle sent was learned exactly once; the rest still wait
+    assert stats.applied == len(oracle.answered) == learner.model_version
+    assert stats.duplicate == stats.unknown == 0
+    assert {e.sample_id for e in learner.pending} == asked - oracle.answered
+    predicted = {json.loads(r.value)["sample_id"] for r in broker.read(topics["predictions"])}
+    assert predicted == {f"s{i}" for i in range(n)}  # at least once, so none skipped
+    return asked
+
+
+def _drain(serve: Serve, oracle: Oracle, n: int, timeout: float = 60) -> None:
+    """Wait until every sample was seen and every label sent so far was learned."""
+
+    def settled() -> bool:
+        seen = serve.metric("streamal_learner_events", event="seen")
+        applied = serve.metric("streamal_learner_events", event="applied")
+        quiet = time.monotonic() - oracle.last_answer > 1.5
+        return seen == n and applied == len(oracle.answered) and quiet
+
+    _wait(settled, timeout, "the service to drain")
+
+
+POISON = {
+    "invalid_json": b'{"id": "p1", "x": ',
+    "non_finite": b'{"id": "p2", "x": {"a": NaN}}',
+    "invalid_schema": b'{"id": "p3", "x": {"a": [1, 2]}}',
+    "oversized": b'{"id": "p4", "x": {"a": "' + b"z" * 1_100_000 + b'"}}',
+    "empty": None,
+}
+
+
+def test_end_to_end_through_every_topic_with_poison(
+    kafka_broker: Any, kafka_topics: Any, oracle_factory: Any, tmp_path: Path
+) -> None:
+    topics, state, n = _names(kafka_topics), tmp_path / "state", 300
+    producer = _producer(kafka_broker)
+    for i in range(n):
+        producer.send(topics["samples"], _sample(i), key=b"s%d" % i)
+        if i % 50 == 25 and i // 50 < len(POISON):
+            kind = list(POISON)[i // 50]
+            producer.send(topics["samples"], POISON[kind], key=kind.encode())
+    producer.send(topics["labels"], encode(Label(sample_id="ghost", y=True)), key=b"ghost")
+    producer.flush(10)
+    producer.close(5)
+    oracle = oracle_factory(kafka_broker, topics)
+    serve = Serve(kafka_broker, topics, state)
+    assert serve.get("/healthz") == (200, "ok\n")
+    _wait(lambda: serve.get("/readyz")[0] == 200, 20, "readiness")
+    _drain(serve, oracle, n)
+    assert serve.metric("streamal_dead_letters_total", reason="label_unknown") == 1
+    for kind in POISON:
+        assert serve.metric("streamal_dead_letters_total", reason=kind) == 1
+    oracle.done.set()
+    assert serve.stop() == 0
+    assert "stopped gracefully" in serve.log.read_text()
+
+    snap = _final(state)
+    stats = snap.learner.stats
+    assert stats.unknown == 1  # the ghost label
+    snap.learner.stats.unknown = 0
+    asked = _check_promise(snap, kafka_broker, topics, n, oracle)
+    assert 0 < len(asked) <= RATE * n and stats.applied > 0
+    letters = {r.key: r for r in kafka_broker.read(topics["dead_letters"])}
+    for kind, value in POISON.items():
+        headers = dict(letters[kind.encode()].headers)
+        assert headers["streamal.reason"] == kind.encode()
+        if kind == "oversized":
+            assert int(headers["streamal.truncated_from"]) == len(value)  # type: ignore[arg-type]
+        elif value is not None:
+            assert letters[kind.encode()].value == value
+    assert dict(letters[b"ghost"].headers)["streamal.reason"] == b"label_unknown"
+
+
+@pytest.mark.slow
+def test_sigkill_again_and_again_keeps_the_promise(
+    kafka_broker: Any, kafka_topics: Any, oracle_factory: Any, tmp_path: Path
+) -> None:
+    topics, state = _names(kafka_topics), tmp_path / "state"
+    rng = random.Random(2024)
+    oracle = oracle_factory(kafka_broker, topics)
+    produced, enough = [0], threading.Event()
+
+    def produce() -> None:  # a steady stream while the service dies and comes back
+        producer = _producer(kafka_broker)
+        while not enough.is_set():
+            i = produced[0]
+            producer.send(topics["samples"], _sample(i), key=b"s%d" % i)
+            produced[0] = i + 1
+            time.sleep(0.02)
+        producer.flush(10)
+        producer.close(5)
+
+    feeder = threading.Thread(target=produce, daemon=True)
+    feeder.start()
+    kills, started = 0, time.monotonic()
+    while kills < 6:
+        serve = Serve(kafka_broker, topics, state)
+        # Kill at a random moment once this incarnation is processing.
+        _wait(partial(serve.metric, "streamal_messages_consumed_total", kind="sample"), 60, "work")
+        time.sleep(rng.uniform(0.0, 1.5))
+        serve.kill()
+        kills += 1
+    enough.set()
+    feeder.join(30)
+    n = produced[0]
+    serve = Serve(kafka_broker, topics, state)
+    _drain(serve, oracle, n, timeout=90)
+    oracle.done.set()
+    assert serve.stop() == 0
+    elapsed = time.monotonic() - started
+    snap = _final(state)
+    asked = _check_promise(snap, kafka_broker, topics, n, oracle)
+    restored = sum("restored snapshot" in p.read_text() for p in tmp_path.glob("serve-*.log"))
+    assert restored >= kills  # every restart resumed from a snapshot
+    print(
+        f"\n{kills} SIGKILLs in {elapsed:.0f} s: {n} samples, {len(asked)} queries "
+        f"({oracle.messages} query messages read), {len(oracle.answered)} labels learned once"
+    )
+
+
+def test_broker_killed_under_the_service(
+    own_kafka_broker: Any, oracle_factory: Any, tmp_path: Path
+) -> None:
+    broker, state = own_kafka_broker, tmp_path / "state"
+    topics = {role: f"{role}-{os.getpid()}" for role in ROLES}
+    broker.create_topics(*topics.values(), partitions=2)
+    producer = _producer(broker)
+
+    def send(first: int, last: int) -> None:
+        for i in range(first, last):
+            producer.send(topics["samples"], _sample(i), key=b"s%d" % i).get(10)
+
+    send(0, 100)
+    serve = Serve(broker, topics, state, SERVICE__BROKER_TIMEOUT="6")
+    _wait(lambda: serve.metric("streamal_learner_events", event="seen") == 100, 30, "100 seen")
+    # A short outage: the service rides it out and reads the re-created (empty) topics.
+    broker.kill()
+    _wait(lambda: serve.get("/readyz") == (503, "broker unreachable\n"), 10, "not ready")
+    time.sleep(1.0)
+    broker.restart()
+    broker.create_topics(*topics.values(), partitions=2)
+    _wait(lambda: serve.get("/readyz")[0] == 200, 20, "ready again")
+    _wait(lambda: serve.metric("streamal_offset_resets_total", kind="sample") > 0, 30, "reset")
+    send(100, 150)
+    _wait(lambda: serve.metric("streamal_learner_events", event="seen") == 150, 30, "150 seen")
+    assert serve.proc.poll() is None
+    # A long outage: the service exits non-zero with a clear message ...
+    broker.kill()
+    assert serve.proc.wait(30) == 3
+    assert "unreachable for" in serve.log.read_text()
+    # ... and an orchestrator's restart resumes from the snapshot.
+    broker.restart()
+    broker.create_topics(*topics.values(), partitions=2)
+    producer = _producer(broker)
+    send(150, 180)
+    serve = Serve(broker, topics, state)
+    _wait(lambda: serve.metric("streamal_learner_events", event="seen") == 180, 40, "180 seen")
+    assert serve.stop() == 0
+    assert _final(state).learner.stats.seen == 180
