@@ -50,7 +50,9 @@ def render(p: DemoProgress, title: str = "streamal demo") -> Table:
     table.add_row("samples sent", f"{p.produced}/{p.total}", _bar(p.produced, p.total))
     table.add_row("samples decided", str(p.decided), _bar(p.decided, p.total))
     table.add_row("queries", str(p.queries), f"label rate {p.label_rate:.1%}")
-    table.add_row("labels answered", str(p.labels), "by the simulated annotator")
+    table.add_row(
+        "labels answered", str(p.labels), f"{p.label_delay:.0f} samples after their query"
+    )
     table.add_row("labels learned", str(p.learned), f"model version {p.model_version}")
     table.add_row("accuracy", f"{p.accuracy:.1%}", "prequential: predicted before learned")
     return table
@@ -148,6 +150,10 @@ def demo_command(
         f"{final.queries} labels bought ({final.label_rate:.1%} of the stream, "
         f"budget {label_rate:.0%}), accuracy {final.accuracy:.1%}; "
         f"{int(m.get('streamal_checkpoint_duration_seconds_count', 0))} checkpoints.\n"
+        f"Labels came {final.label_delay:.0f} samples after their query; compare offline: "
+        f"streamal replay {source} --model {model} --strategy {strategy} --budget {budget} "
+        f"--rate {label_rate:g} --seed {seed} --delay {final.label_delay:.0f}"
+        f"{'' if limit is None else f' --limit {limit}'}\n"
         f"Metrics were served at {stack.metrics_url} (Prometheus text format); "
         "everything the demo started is stopped."
     )

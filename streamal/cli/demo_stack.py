@@ -73,6 +73,8 @@ class DemoProgress:
     labels: int = 0
     learned: int = 0
     model_version: int = 0
+    delay_sum: int = 0
+    delayed: int = 0
     elapsed: float = 0.0
     phase: str = "starting"
     metrics: dict[str, float] = field(default_factory=dict)
@@ -84,6 +86,11 @@ class DemoProgress:
     @property
     def label_rate(self) -> float:
         return self.queries / self.decided if self.decided else 0.0
+
+    @property
+    def label_delay(self) -> float:
+        """Mean samples decided between a query and the arrival of its label."""
+        return self.delay_sum / self.delayed if self.delayed else 0.0
 
 
 def scrape(url: str, timeout: float = 2.0) -> dict[str, float]:
@@ -285,6 +292,7 @@ class DemoStack:
         """Follow the run until every sample is decided and every label learned."""
         p, started, seen_queries = self.progress, time.monotonic(), set()
         last_scrape, received = 0.0, 0.0
+        asked_at: dict[str, int] = {}  # sample id -> samples decided when it was queried
         while True:
             if self._errors:
                 raise self._errors[0]
@@ -298,11 +306,17 @@ class DemoStack:
                     pred = json.loads(env.value or b"{}")
                     p.decided += 1
                     p.correct += pred.get("prediction") == self._truth.get(pred.get("sample_id"))
+                    if pred.get("queried"):
+                        asked_at[pred["sample_id"]] = p.decided
                 elif env.topic == self.topics["queries"]:
                     seen_queries.add(env.key)
                     p.queries = len(seen_queries)
                 else:
                     p.labels += 1
+                    asked = asked_at.pop((env.key or b"").decode(), None)
+                    if asked is not None:
+                        p.delay_sum += p.decided - asked
+                        p.delayed += 1
             now = time.monotonic()
             if now - last_scrape >= 0.5:
                 p.metrics = scrape(self.metrics_url) or p.metrics
