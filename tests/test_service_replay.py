@@ -53,11 +53,10 @@ def _service_decisions(
         LoopPolicy(commit_every=10_000, commit_interval=1e9),
     )
     answered = 0
-    for i, s in enumerate(stream):
+    for s in stream:
         broker.produce(TOPICS.samples, encode(s.model_copy(update={"y": None})))
         service.run(count=1)  # ends with a checkpoint: the query is published
-        if i == len(stream) - 1:
-            break  # replay ends with the stream: the last answer never comes
+        # replay delivers the labels due when the stream ends: the last answer comes too
         queries = broker.values(TOPICS.queries)[answered:]
         for q in queries:
             sid = json.loads(q)["sample_id"]  # type: ignore[arg-type]
