@@ -358,6 +358,8 @@ def annotate_command(
             idle=idle,
             should_stop=lambda: human.stopped,
         )
+    except KeyboardInterrupt:  # outside the prompt: uncommitted queries come back next time
+        raise typer.Exit(130) from None
     finally:
         source.close()
         sink.close(settings.kafka.max_block_ms / 1000)
