@@ -150,17 +150,22 @@ def build_service(
     source: Source | None = None,
     sink: Sink | None = None,
 ) -> Service:
-    """The whole service; Kafka transports unless ``source`` and ``sink`` are given."""
+    """The whole service; Kafka transports unless ``source`` and ``sink`` are given.
+
+    The learner is built first, so that a bad setting fails before any connection.
+    """
+    learner = build_learner(settings)
+    checkpointer = Checkpointer(settings.checkpoint.dir, keep=settings.checkpoint.keep)
     if source is None or sink is None:
         source, sink = build_transports(settings)
     metrics = Metrics(registry)
     digest = config_hash(settings)
     metrics.build.info({"version": __version__, "config_hash": digest})
     return Service(
-        build_learner(settings),
+        learner,
         source,
         sink,
-        Checkpointer(settings.checkpoint.dir, keep=settings.checkpoint.keep),
+        checkpointer,
         topics(settings),
         loop_policy(settings),
         metrics,
