@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from streamal.cli.demo_stack import DemoProgress, scrape
+from streamal.cli.demo_progress import DemoProgress, scrape
 
 pytestmark = pytest.mark.kafka
 

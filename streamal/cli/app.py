@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "streamal.cli.serve_cmd",
     "streamal.cli.catalog_cmd",
     "streamal.cli.companions_cmd",
+    "streamal.cli.annotate_cmd",
     "streamal.cli.demo_cmd",
 ]
 

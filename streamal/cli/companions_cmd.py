@@ -1,4 +1,4 @@
-"""``streamal produce``, ``record``, ``oracle`` and ``annotate``: the service's companions.
+"""``streamal produce``, ``record`` and ``oracle``: the service's companions.
 
 They read the same settings as ``streamal serve`` (``--config``, ``STREAMAL_*``,
 ``--set``, ``--bootstrap-servers``), so topic names and Kafka security match the
@@ -9,7 +9,6 @@ the broker cannot be reached.
 
 from __future__ import annotations
 
-import getpass
 import signal
 import sys
 import time
@@ -20,14 +19,22 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from streamal.cli.errors import friendly_errors
 from streamal.cli.serve_cmd import BootstrapOpt, ConfigOpt, SetOpt, overrides
 from streamal.exceptions import DecodeError, TransportError
 from streamal.messages import Sample, decode_sample
 
-__all__ = ["make_sink", "open_samples", "register", "seconds_delay"]
+__all__ = [
+    "CountOpt",
+    "IdleOpt",
+    "companion_settings",
+    "companion_transports",
+    "make_sink",
+    "open_samples",
+    "register",
+    "seconds_delay",
+]
 
 SourceArg = Annotated[
     str,
@@ -92,7 +99,7 @@ def _stop_on_signals() -> Iterator[Callable[[], bool]]:
             signal.signal(sig, old)
 
 
-def _settings(
+def companion_settings(
     config: Path | None, sets: list[str] | None, bootstrap: str | None, **kafka: Any
 ) -> Any:
     from streamal.service.config import load_settings
@@ -116,7 +123,7 @@ def make_sink(settings: Any) -> Any:
     return KafkaSink(kafka_client_options(settings.kafka), options)
 
 
-def _transports(settings: Any) -> tuple[Any, Any]:
+def companion_transports(settings: Any) -> tuple[Any, Any]:
     from streamal.service.factory import build_transports
 
     try:
@@ -147,7 +154,7 @@ def produce_command(
     """Replay a recorded or built-in stream into the samples topic, keyed by sample id."""
     from streamal.companions import produce
 
-    settings = _settings(config, set_, bootstrap_servers)
+    settings = companion_settings(config, set_, bootstrap_servers)
     samples = open_samples(source, target, time_col, seed)
     dest = topic or settings.topics.samples
     try:
@@ -201,7 +208,9 @@ def record_command(
     from streamal.companions import record
 
     group = f"streamal-record-{uuid.uuid4().hex[:8]}"
-    source, sink = _transports(_settings(config, set_, bootstrap_servers, group_id=group))
+    source, sink = companion_transports(
+        companion_settings(config, set_, bootstrap_servers, group_id=group)
+    )
     sink.close(1.0)
     out = sys.stdout if str(output) == "-" else output.open("w", encoding="utf-8")
     try:
@@ -263,8 +272,8 @@ def oracle_command(
 
     truth = {s.id: s.y for s in open_source(source, target=target, time=time_col, seed=seed)}
     oracle = SimulatedOracle(seconds_delay(delay), noise=noise, seed=seed)
-    settings = _settings(config, set_, bootstrap_servers, group_id=group, client_id=group)
-    source_, sink = _transports(settings)
+    settings = companion_settings(config, set_, bootstrap_servers, group_id=group, client_id=group)
+    source_, sink = companion_transports(settings)
     typer.echo(
         f"oracle: {len(truth)} labels from {source}, delay {oracle.delay}, noise {noise}; "
         f"answering {settings.topics.queries} -> {settings.topics.labels}",
@@ -294,88 +303,8 @@ def oracle_command(
     )
 
 
-def _prompt(console: Console) -> Callable[[Any, str | None], str | None]:
-    from streamal.cli.annotate_view import render_query
-
-    def prompt(query: Any, error: str | None) -> str | None:
-        if error is None:
-            console.print(render_query(query))
-        else:
-            console.print(f"[red]{error}[/red]")
-        hint = "" if query.prediction is None else f"Enter = {query.prediction}, "
-        try:
-            return console.input(f"label ({hint}s = skip, q = quit): ")
-        except (EOFError, KeyboardInterrupt):
-            return None
-
-    return prompt
-
-
-@friendly_errors
-def annotate_command(
-    annotator: Annotated[
-        str | None, typer.Option(help="Your name on the labels (default: the login name).")
-    ] = None,
-    group: Annotated[
-        str, typer.Option(help="Consumer group of the annotators.")
-    ] = "streamal-annotate",
-    count: CountOpt = None,
-    idle: IdleOpt = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    bootstrap_servers: BootstrapOpt = None,
-) -> None:
-    """Label the service's queries by hand: see features and prediction, type the label.
-
-    Works from a pipe too (one answer per line; it stops at the end of the input once a
-    query is waiting for it, or use --count/--idle). Annotators sharing --group share
-    the queue; a query is committed only once its label is sent.
-    """
-    from streamal.annotators import HumanAnswerer
-    from streamal.companions import answer_queries
-
-    # A person may think for long between polls: allow an hour before the group
-    # considers this consumer dead (heartbeats keep the session itself alive).
-    settings = _settings(
-        config,
-        set_,
-        bootstrap_servers,
-        group_id=group,
-        client_id=group,
-        max_poll_interval_ms=3_600_000,
-    )
-    console = Console()
-    human = HumanAnswerer(_prompt(console), annotator=annotator or _login())
-    source, sink = _transports(settings)
-    try:
-        stats = answer_queries(
-            source,
-            sink,
-            settings.topics.queries,
-            settings.topics.labels,
-            human,
-            count=count,
-            idle=idle,
-            should_stop=lambda: human.stopped,
-        )
-    except KeyboardInterrupt:  # outside the prompt: uncommitted queries come back next time
-        raise typer.Exit(130) from None
-    finally:
-        source.close()
-        sink.close(settings.kafka.max_block_ms / 1000)
-    typer.echo(f"annotate: {stats.labels} labels sent, {human.skipped} skipped", err=True)
-
-
-def _login() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "human"
-
-
 def register(app: typer.Typer) -> None:
-    """Add ``produce``, ``record``, ``oracle`` and ``annotate`` to the app."""
+    """Add ``produce``, ``record`` and ``oracle`` to the app."""
     app.command("produce")(produce_command)
     app.command("record")(record_command)
     app.command("oracle")(oracle_command)
-    app.command("annotate")(annotate_command)

@@ -18,7 +18,8 @@ from rich.live import Live
 from rich.table import Table
 
 from streamal import defaults
-from streamal.cli.demo_stack import DemoConfig, DemoProgress, DemoStack
+from streamal.cli.demo_progress import DemoProgress
+from streamal.cli.demo_stack import DemoConfig, DemoStack
 from streamal.cli.errors import friendly_errors
 from streamal.exceptions import ConfigError
 

@@ -22,14 +22,15 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from streamal import defaults
+from streamal.cli.demo_progress import DemoProgress, ProgressTracker, scrape
 from streamal.exceptions import StreamalError, TransportError
 
-__all__ = ["DemoConfig", "DemoProgress", "DemoStack", "scrape"]
+__all__ = ["DemoConfig", "DemoStack"]
 
 #: How long the service may take to import, restore and answer ``/readyz``.
 READY_TIMEOUT = 60.0
@@ -37,6 +38,8 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 #: Monitor poll wait, which is also the refresh period of the progress display.
 TICK = 0.2
+#: Seconds between two reads of the service's /metrics while watching.
+SCRAPE_EVERY = 0.5
 #: Consumer timings for every group of the demo: a group joins in about half the session
 #: timeout, so a 6 s session keeps start-up short (the production default is 10 s).
 FAST_GROUPS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 500}
@@ -59,55 +62,6 @@ class DemoConfig:
     bootstrap_servers: str | None = None
     http_port: int | None = None
     timeout: float = 300.0
-
-
-@dataclass
-class DemoProgress:
-    """Where the demo stands; ``accuracy`` is prequential over every decided sample."""
-
-    total: int = 0
-    produced: int = 0
-    decided: int = 0
-    correct: int = 0
-    queries: int = 0
-    labels: int = 0
-    learned: int = 0
-    model_version: int = 0
-    delay_sum: int = 0
-    delayed: int = 0
-    elapsed: float = 0.0
-    phase: str = "starting"
-    metrics: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.decided if self.decided else 0.0
-
-    @property
-    def label_rate(self) -> float:
-        return self.queries / self.decided if self.decided else 0.0
-
-    @property
-    def label_delay(self) -> float:
-        """Mean samples decided between a query and the arrival of its label."""
-        return self.delay_sum / self.delayed if self.delayed else 0.0
-
-
-def scrape(url: str, timeout: float = 2.0) -> dict[str, float]:
-    """Metrics at ``url`` as ``{'name{label="v"}': value}`` (empty if unreachable)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply:
-            text = reply.read().decode()
-    except OSError:
-        return {}
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
-            out[f"{s.name}{{{labels}}}" if labels else s.name] = float(s.value)
-    return out
 
 
 class DemoStack:
@@ -168,36 +122,19 @@ class DemoStack:
         c, t = self.config, self.topics
         self.port = c.http_port or free_port()
         sets = {
-            "topics.samples": t["samples"],
-            "topics.labels": t["labels"],
-            "topics.queries": t["queries"],
-            "topics.predictions": t["predictions"],
-            "topics.dead_letters": t["dead_letters"],
+            **{f"topics.{role}": name for role, name in t.items()},
             "kafka.group_id": self.group,
-            "learner.model": c.model,
-            "learner.strategy": c.strategy,
-            "learner.budget": c.budget,
-            "learner.rate": c.label_rate,
-            "learner.seed": c.seed,
-            # Queries leave at each checkpoint: checkpoint often so that they flow at once.
-            "checkpoint.interval": 0.5,
-            "checkpoint.every": 200,
-            "service.http_host": "127.0.0.1",
-            "service.max_batch": 100,
             **{f"kafka.{k}": v for k, v in FAST_GROUPS.items()},
-        }
+            "learner.model": c.model, "learner.strategy": c.strategy, "learner.budget": c.budget,
+            "learner.rate": c.label_rate, "learner.seed": c.seed,
+            # Queries leave at each checkpoint: checkpoint often so that they flow at once.
+            "checkpoint.interval": 0.5, "checkpoint.every": 200,
+            "service.http_host": "127.0.0.1", "service.max_batch": 100,
+        }  # fmt: skip
         args = [
-            sys.executable,
-            "-m",
-            "streamal",
-            "serve",
-            "--bootstrap-servers",
-            self.bootstrap,
-            "--checkpoint-dir",
-            str(self._dir / "state"),
-            "--http-port",
-            str(self.port),
-        ]
+            sys.executable, "-m", "streamal", "serve", "--bootstrap-servers", self.bootstrap,
+            "--checkpoint-dir", str(self._dir / "state"), "--http-port", str(self.port),
+        ]  # fmt: skip
         for key, value in sets.items():
             args += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
         log = (self._dir / "service.log").open("wb")
@@ -290,9 +227,9 @@ class DemoStack:
     # -- run -------------------------------------------------------------------------
     def watch(self, on_progress: Callable[[DemoProgress], None]) -> DemoProgress:
         """Follow the run until every sample is decided and every label learned."""
-        p, started, seen_queries = self.progress, time.monotonic(), set()
-        last_scrape, received = 0.0, 0.0
-        asked_at: dict[str, int] = {}  # sample id -> samples decided when it was queried
+        p, started = self.progress, time.monotonic()
+        tracker = ProgressTracker(p, self.topics, self._truth)
+        last_scrape = 0.0
         while True:
             if self._errors:
                 raise self._errors[0]
@@ -302,47 +239,19 @@ class DemoStack:
                     + self.service_log_tail()
                 )
             for env in self._monitor.poll(2000, TICK):
-                if env.topic == self.topics["predictions"]:
-                    pred = json.loads(env.value or b"{}")
-                    p.decided += 1
-                    p.correct += pred.get("prediction") == self._truth.get(pred.get("sample_id"))
-                    if pred.get("queried"):
-                        asked_at[pred["sample_id"]] = p.decided
-                elif env.topic == self.topics["queries"]:
-                    seen_queries.add(env.key)
-                    p.queries = len(seen_queries)
-                else:
-                    p.labels += 1
-                    asked = asked_at.pop((env.key or b"").decode(), None)
-                    if asked is not None:
-                        p.delay_sum += p.decided - asked
-                        p.delayed += 1
+                tracker.observe(env)
             now = time.monotonic()
-            if now - last_scrape >= 0.5:
-                p.metrics = scrape(self.metrics_url) or p.metrics
-                p.learned = int(p.metrics.get('streamal_learner_events{event="applied"}', 0))
-                p.model_version = int(p.metrics.get("streamal_model_version", 0))
-                received = sum(
-                    v for k, v in p.metrics.items() if k.startswith("streamal_labels_total{")
-                )
+            if now - last_scrape >= SCRAPE_EVERY:
+                tracker.observe_metrics(scrape(self.metrics_url))
                 last_scrape = now
             p.elapsed = now - started
+            produced_all = self._produced_all.is_set()
             p.phase = (
-                "draining"
-                if self._produced_all.is_set()
-                else "streaming"
-                if self._streaming.is_set()
+                "draining" if produced_all else "streaming" if self._streaming.is_set()
                 else "joining"
-            )
-            done = (
-                self._produced_all.is_set()
-                and p.decided >= p.produced
-                and self._oracle_waiting() == 0
-                and p.labels >= p.queries
-                and received >= p.labels
-            )
+            )  # fmt: skip
             on_progress(p)
-            if done:
+            if produced_all and tracker.settled(self._oracle_waiting()):
                 p.phase = "done"
                 return p
             if p.elapsed > self.config.timeout:
