@@ -185,7 +185,8 @@ class LocalBroker:
         Raises
         ------
         TransportError
-            If the broker does not come up; the message includes the end of its log.
+            If the broker does not come up; the message says what the last attempts saw
+            and where the broker's log is.
         """
         if self.running:
             return self
@@ -203,9 +204,11 @@ class LocalBroker:
                 self._terminate()
                 fixed = self._port is not None
                 if time.monotonic() >= deadline or (not fixed and attempt >= PORT_ATTEMPTS):
+                    log = "" if self.log_path is None else f" (log: {self.log_path})"
                     raise TransportError(
                         f"tansu did not start on {self.host}:{port} after {attempt} attempt(s): "
                         + "; ".join(errors[-3:])
+                        + log
                     ) from None
                 time.sleep(0.1 if fixed else 0.0)
                 continue
@@ -248,17 +251,9 @@ class LocalBroker:
     def _spawn(self, port: int) -> None:
         url = f"tcp://{self.host}:{port}"
         cmd = [
-            str(find_tansu()),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-            "--cluster-id",
-            self._cluster_id,
-        ]
+            str(find_tansu()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/", "--cluster-id", self._cluster_id,
+        ]  # fmt: skip
         env = {**os.environ, "RUST_LOG": self.log_level}
         if self.log_path is not None and self._log is None:
             self._log = open(self.log_path, "ab")  # closed in _forget
