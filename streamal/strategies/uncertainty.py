@@ -19,9 +19,28 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from streamal.strategies.base import Strategy, normalize
+from streamal.strategies.base import Strategy
 
 __all__ = ["Entropy", "LeastConfidence", "Margin"]
+
+_INF = math.inf
+#: ``log C`` for small class counts (computed once; the same values ``math.log`` gives).
+_LOG = [0.0, 0.0] + [math.log(c) for c in range(2, 64)]
+
+
+def _posterior(proba: dict[Any, float]) -> list[float]:
+    """:func:`~streamal.strategies.base.normalize`, inlined for the per-sample hot path.
+
+    Same operations in the same order, so the same floats: negative, NaN and infinite
+    values count 0, and the values are divided by their sum unless it is exactly 1.
+    """
+    values = [v if 0.0 < v < _INF else 0.0 for v in proba.values()]
+    total = sum(values)
+    if total <= 0.0:
+        return [1.0 / len(values)] * len(values) if values else []
+    if total == 1.0:
+        return values
+    return [v / total for v in values]
 
 
 class LeastConfidence(Strategy):
@@ -42,12 +61,10 @@ class LeastConfidence(Strategy):
     """
 
     def score(self, x: dict[str, Any], proba: dict[Any, float], model: Any = None) -> float:
-        p = normalize(proba)
+        p = _posterior(proba)
         c = len(p)
-        if c == 0:
-            return 1.0
-        if c == 1:
-            return 0.0
+        if c < 2:
+            return 1.0 if c == 0 else 0.0
         return max(0.0, (1.0 - max(p)) * c / (c - 1))
 
 
@@ -64,11 +81,9 @@ class Margin(Strategy):
     """
 
     def score(self, x: dict[str, Any], proba: dict[Any, float], model: Any = None) -> float:
-        p = normalize(proba)
-        if not p:
-            return 1.0
-        if len(p) == 1:
-            return 0.0
+        p = _posterior(proba)
+        if len(p) < 2:
+            return 0.0 if p else 1.0
         first = second = 0.0
         for v in p:
             if v > first:
@@ -91,11 +106,29 @@ class Entropy(Strategy):
     """
 
     def score(self, x: dict[str, Any], proba: dict[Any, float], model: Any = None) -> float:
-        p = normalize(proba)
+        log = math.log
+        if len(proba) == 2:  # binary streams: the same arithmetic without the lists
+            a, b = proba.values()
+            a = a if 0.0 < a < _INF else 0.0
+            b = b if 0.0 < b < _INF else 0.0
+            total = a + b
+            if total <= 0.0:
+                a = b = 0.5
+            elif total != 1.0:
+                a, b = a / total, b / total
+            h = 0.0
+            if a > 0.0:
+                h += a * log(a)
+            if b > 0.0:
+                h += b * log(b)
+            return min(1.0, max(0.0, -h / _LOG[2]))
+        p = _posterior(proba)
         c = len(p)
-        if c == 0:
-            return 1.0
-        if c == 1:
-            return 0.0
-        h = -sum(v * math.log(v) for v in p if v > 0.0)
-        return min(1.0, max(0.0, h / math.log(c)))
+        if c < 2:
+            return 1.0 if c == 0 else 0.0
+        h = 0.0
+        for v in p:
+            if v > 0.0:
+                h += v * log(v)
+        h = -h
+        return min(1.0, max(0.0, h / (_LOG[c] if c < 64 else log(c))))
