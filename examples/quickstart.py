@@ -35,17 +35,22 @@ def hand_loop() -> None:
         if decision.queried:  # in production: publish learner.query_for(sample, decision)
             answers.append((i + DELAY, Label(sample_id=sample.id, y=sample.y)))
     stats = learner.stats
-    print(f"hand loop: {stats.seen} samples, {stats.queried} labels bought "
-          f"({stats.queried / stats.seen:.1%}), {stats.applied} applied, "
-          f"accuracy {correct / stats.seen:.3f}, model version {learner.model_version}")
+    print(
+        f"hand loop: {stats.seen} samples, {stats.queried} labels bought "
+        f"({stats.queried / stats.seen:.1%}), {stats.applied} applied, "
+        f"accuracy {correct / stats.seen:.3f}, model version {learner.model_version}"
+    )
 
 
 def replay_comparison() -> None:
-    config = ReplayConfig(source="river:Phishing", model="logreg", rate=RATE, delay=str(DELAY),
-                          seed=1)
+    config = ReplayConfig(
+        source="river:Phishing", model="logreg", rate=RATE, delay=str(DELAY), seed=1
+    )
     for result in compare(config, ["random", "full"]):
-        print(f"replay {result.name:>6}: {result.strategy}/{result.budget}: "
-              f"{result.labels_used} labels, accuracy {result.accuracy:.3f}")
+        print(
+            f"replay {result.name:>6}: {result.strategy}/{result.budget}: "
+            f"{result.labels_used} labels, accuracy {result.accuracy:.3f}"
+        )
 
 
 if __name__ == "__main__":

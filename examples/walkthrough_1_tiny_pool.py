@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
-from walkthrough_common import options, plt, run_stream, samples, save, table
+from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
 
 from streamal import ActiveLearner, budgets, strategies
 from streamal.sklearn import SklearnClassifier
@@ -127,12 +127,11 @@ def main() -> None:
         for name, (hist, _) in runs(seed).items():
             finals[name].append(hist[-1])
             labels[name].append(INITIAL + len(hist) - 1)
-    print(f"\nOver {len(seeds)} seeds: final accuracy (mean, std) and labels used")
-    summary_rows = [
-        [name, float(np.mean(acc)), float(np.std(acc)), float(np.mean(labels[name]))]
-        for name, acc in finals.items()
-    ]
-    print(table(["run", "mean accuracy", "std", "labels"], summary_rows))
+    summary_rows = seed_table(
+        f"Over {len(seeds)} seeds: final accuracy (mean, std) and labels used",
+        finals,
+        counts=("labels", labels),
+    )
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, (hist, _) in main_runs.items():

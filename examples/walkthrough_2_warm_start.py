@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
-from walkthrough_common import options, plt, run_stream, samples, save, table
+from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
 
 from streamal import ActiveLearner, budgets, strategies
 from streamal.sklearn import SklearnClassifier
@@ -126,12 +126,11 @@ def main() -> None:
         for name, h in runs(seed, n).items():
             finals[name].append(h[-1])
             used[name].append(len(h) - 1)
-    print(f"\nOver {len(seeds)} seeds: final test accuracy (mean, std) and queries used")
-    summary_rows = [
-        [name, float(np.mean(a)), float(np.std(a)), float(np.mean(used[name]))]
-        for name, a in finals.items()
-    ]
-    print(table(["run", "mean accuracy", "std", "queries"], summary_rows))
+    summary_rows = seed_table(
+        f"Over {len(seeds)} seeds: final test accuracy (mean, std) and queries used",
+        finals,
+        counts=("queries", used),
+    )
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, h in main_runs.items():

@@ -30,7 +30,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from walkthrough_common import options, plt, run_stream, samples, save, table
+from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
 
 from streamal import ActiveLearner, budgets, strategies
 from streamal.sklearn import SklearnClassifier
@@ -162,9 +162,11 @@ def main() -> None:
             "stream window random": stream_loop(ds, strategies.RandomScore(seed=seed), seed),
         }.items():
             at_end[name].append(records[-1].f1)
-    print(f"\nOver {len(seeds)} more seeds: test F1 at the stream's label count (mean, std)")
-    seed_rows = [[k, float(np.mean(v)), float(np.std(v))] for k, v in at_end.items()]
-    print(table(["run", "mean F1", "std"], seed_rows))
+    seed_rows = seed_table(
+        f"Over {len(seeds)} more seeds: test F1 at the stream's label count (mean, std)",
+        at_end,
+        metric="mean F1",
+    )
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, records in runs.items():
@@ -189,6 +191,8 @@ def main() -> None:
             "seed": args.seed,
             "samples": n,
             "curves": {k: [[len(r.labelled), r.f1] for r in v] for k, v in runs.items()},
+            "seeds": len(seeds),
+            "mean_f1_at_stream_end": {r[0]: r[1] for r in seed_rows},
             "table": {
                 r[0]: {
                     "iterations": r[1],

@@ -27,7 +27,7 @@ from sklearn.datasets import make_blobs
 from sklearn.ensemble import BaggingClassifier
 from sklearn.gaussian_process import GaussianProcessClassifier
 from sklearn.model_selection import train_test_split
-from walkthrough_common import options, plt, run_stream, samples, save, table
+from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
 
 from streamal import ActiveLearner, budgets, strategies
 from streamal.sklearn import OneClassFallback, SklearnClassifier
@@ -202,9 +202,9 @@ def main() -> None:
         finals["pool random"].append(pool_loop(ds, False, seed, members)["history"][-1])
         finals["stream window BatchBALD"].append(stream_loop(ds, "batchbald", seed, members)[-1])
         finals["stream window random"].append(stream_loop(ds, "topk", seed, members)[-1])
-    print(f"\nOver {len(seeds)} more seeds: test accuracy after {CYCLES * BATCH} labels")
-    seed_rows = [[k, float(np.mean(v)), float(np.std(v))] for k, v in finals.items()]
-    print(table(["run", "mean accuracy", "std"], seed_rows))
+    seed_rows = seed_table(
+        f"Over {len(seeds)} more seeds: test accuracy after {CYCLES * BATCH} labels", finals
+    )
 
     curve, ax = plt.subplots(figsize=(6, 4))
     for name, history in runs.items():

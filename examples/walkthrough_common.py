@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from streamal import Label, Sample  # noqa: E402
 
-__all__ = ["Options", "options", "plt", "samples", "save", "table", "run_stream"]
+__all__ = ["Options", "options", "plt", "run_stream", "samples", "save", "seed_table", "table"]
 
 
 class Options(argparse.Namespace):
@@ -101,6 +101,29 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
     return "\n".join(lines)
+
+
+def seed_table(
+    title: str,
+    values: dict[str, list[float]],
+    metric: str = "mean accuracy",
+    counts: tuple[str, dict[str, list[int]]] | None = None,
+) -> list[list[Any]]:
+    """Print the mean and spread of each run's values over seeds; return the rows.
+
+    Each row is ``[run, mean, std]``, plus the mean of ``counts`` (labels or queries
+    used) when given.
+    """
+    rows: list[list[Any]] = []
+    for name, v in values.items():
+        row: list[Any] = [name, float(np.mean(v)), float(np.std(v))]
+        if counts is not None:
+            row.append(float(np.mean(counts[1][name])))
+        rows.append(row)
+    headers = ["run", metric, "std", *([counts[0]] if counts is not None else [])]
+    print(f"\n{title}")
+    print(table(headers, rows))
+    return rows
 
 
 def _cell(value: Any) -> str:

@@ -96,6 +96,8 @@ def test_walkthrough_3_batches(tmp_path: Path) -> None:
             assert labels[-1] <= 2 + pool // 4 and all(b - a == 4 for a, b in pairwise(labels))
         assert shown(stdout, row["final_f1"]), name
     assert s["table"]["pool margin"]["final_f1"] > 0.7
+    for name, f1 in s["mean_f1_at_stream_end"].items():
+        assert 0.5 <= f1 <= 1.0 and shown(stdout, f1), name
 
 
 @pytest.mark.slow
