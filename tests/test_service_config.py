@@ -177,4 +177,4 @@ def test_serve_exits_2_on_bad_settings_and_3_without_a_broker(tmp_path: Path) ->
         ["serve", "--bootstrap-servers", "127.0.0.1:9", "--checkpoint-dir", str(tmp_path)]
         + ["--set", "service.broker_timeout=1", "--http-port", "0"],
     )
-    assert nobody.exit_code == 3 and "cannot start a consumer" in nobody.output
+    assert nobody.exit_code == 3 and "cannot connect to 127.0.0.1:9" in nobody.output

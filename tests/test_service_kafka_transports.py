@@ -79,5 +79,7 @@ def test_errors_become_transport_errors(kafka_broker: Any, kafka_topics: Any) ->
     with pytest.raises(TransportError, match="cannot connect to 127.0.0.1:9"):
         source.ping(0.5)
     source.close()
-    with pytest.raises(TransportError, match="cannot start a consumer"):
+    with pytest.raises(TransportError, match="cannot connect to 127.0.0.1:9"):
         KafkaSource({"bootstrap_servers": "127.0.0.1:9"}, "g", {"bootstrap_timeout_ms": 500})
+    with pytest.raises(TransportError, match="cannot connect to 127.0.0.1:9"):
+        KafkaSink({"bootstrap_servers": "127.0.0.1:9"}, {"bootstrap_timeout_ms": 500})

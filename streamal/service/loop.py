@@ -217,7 +217,7 @@ class Service:
         started, processed = self.clock(), 0
         self._running = True
         try:
-            while not self._stopping:
+            while not self._stopping and (count is None or processed < count):
                 self.last_beat = self.clock()
                 limit = self._policy.max_batch
                 if count is not None:
@@ -229,8 +229,6 @@ class Service:
                     processed += len(batch)
                 self._maybe_checkpoint()
                 self.watch.observe(bool(batch))
-                if count is not None and processed >= count:
-                    break
                 if timeout is not None and self.clock() - started >= timeout:
                     break
         except BaseException:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -33,7 +34,14 @@ from kafka.structs import TopicPartition as KafkaTopicPartition
 from streamal.exceptions import TransportError
 from streamal.transports.base import Envelope, Header, RebalanceListener, TopicPartition
 
-__all__ = ["KafkaSink", "KafkaSource", "crc32c_accelerated", "map_kafka_errors"]
+__all__ = [
+    "KafkaSink",
+    "KafkaSource",
+    "connect_any",
+    "crc32c_accelerated",
+    "map_kafka_errors",
+    "wait_for_broker",
+]
 
 log = logging.getLogger("streamal.transports.kafka")
 
@@ -75,6 +83,36 @@ def _servers(value: str | Sequence[str]) -> list[str]:
     return [s.strip() for s in items if s.strip()]
 
 
+def connect_any(servers: str | Sequence[str], timeout: float) -> None:
+    """Open (and close) a TCP connection to one of ``servers``, or raise ``TransportError``."""
+    errors = []
+    for server in _servers(servers):
+        host, _, port = server.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout).close()
+            return
+        except (OSError, ValueError) as err:
+            errors.append(f"{server}: {err}")
+    raise TransportError(f"cannot connect to {'; '.join(errors) or 'no bootstrap server'}")
+
+
+def wait_for_broker(servers: str | Sequence[str], timeout: float) -> None:
+    """Wait until one of ``servers`` accepts a TCP connection, for at most ``timeout`` s.
+
+    The Kafka clients are only built once this passes: kafka-python leaks its sockets
+    when its constructor gives up on an unreachable broker.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            connect_any(servers, min(1.0, timeout))
+            return
+        except TransportError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _tp(tp: TopicPartition) -> KafkaTopicPartition:
     return KafkaTopicPartition(tp[0], tp[1])
 
@@ -112,6 +150,8 @@ class KafkaSource:
         if not crc32c_accelerated():
             log.warning("the crc32c package is missing: kafka-python will be 4-9x slower")
         settings = {"auto_offset_reset": "earliest", **self.options}
+        servers = self.client.get("bootstrap_servers", "localhost:9092")
+        wait_for_broker(servers, settings.get("bootstrap_timeout_ms", 30_000) / 1000)
         with map_kafka_errors(
             f"cannot start a consumer for {self.client.get('bootstrap_servers')}"
         ):
@@ -180,17 +220,9 @@ class KafkaSource:
         return None if found is None else str(found)
 
     def ping(self, timeout: float) -> None:
-        # A TCP connect to a bootstrap server, not a Kafka request: requests share the
-        # group coordinator's connection, where a JoinGroup can hold them for seconds.
-        errors = []
-        for server in _servers(self.client.get("bootstrap_servers", "localhost:9092")):
-            host, _, port = server.rpartition(":")
-            try:
-                socket.create_connection((host.strip("[]"), int(port)), timeout).close()
-                return
-            except (OSError, ValueError) as err:
-                errors.append(f"{server}: {err}")
-        raise TransportError(f"cannot connect to {'; '.join(errors) or 'no bootstrap server'}")
+        # A TCP connect, not a Kafka request: requests share the group coordinator's
+        # connection, where a JoinGroup can hold them for seconds.
+        connect_any(self.client.get("bootstrap_servers", "localhost:9092"), timeout)
 
     def close(self) -> None:
         with map_kafka_errors("consumer close failed"):
@@ -213,6 +245,8 @@ class KafkaSink:
         self.options = dict(options or {})
         # linger 5 ms batches a poll's worth of predictions without adding visible delay.
         settings = {"acks": "all", "linger_ms": 5, **self.options, "enable_idempotence": False}
+        servers = self.client.get("bootstrap_servers", "localhost:9092")
+        wait_for_broker(servers, settings.get("bootstrap_timeout_ms", 30_000) / 1000)
         with map_kafka_errors(
             f"cannot start a producer for {self.client.get('bootstrap_servers')}"
         ):
