@@ -66,8 +66,10 @@ def parse_delay(spec: str | int | float | Delay) -> Delay:
 
     Examples
     --------
-    >>> parse_delay("500"), parse_delay("exp:30s")
-    (Delay(kind='fixed', low=500.0, high=0.0, seconds=False), Delay(kind='exp', low=30.0, high=0.0, seconds=True))
+    >>> parse_delay("500")
+    Delay(kind='fixed', low=500.0, high=0.0, seconds=False)
+    >>> parse_delay("exp:30s")
+    Delay(kind='exp', low=30.0, high=0.0, seconds=True)
     """
     if isinstance(spec, Delay):
         return spec

@@ -104,7 +104,7 @@ def iter_csv(path: Path, target: str | None = None, time: str | None = None) -> 
                     raise DecodeError("missing value", field=name, row=line)
                 value = _number_or_text(cell)
                 is_num = isinstance(value, float)
-                if is_num and not math.isfinite(value):
+                if isinstance(value, float) and not math.isfinite(value):
                     raise DecodeError(f"{cell!r} is not a finite number", field=name, row=line)
                 if numeric.setdefault(j, is_num) != is_num:
                     kind = "a number" if numeric[j] else "text"

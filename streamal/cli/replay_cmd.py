@@ -8,11 +8,19 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from streamal import defaults
 from streamal.cli.errors import friendly_errors
+from streamal.replay import Progress as ReplayProgress
 from streamal.replay import ReplayConfig, ReplayResult, plan, run
 from streamal.report import summary, write_report
 from streamal.sources import open_source
@@ -98,9 +106,8 @@ def replay_command(
         for spec in runs:
             task = bar.add_task(spec.name, total=total, acc=0.0, labels=0)
 
-            def update(p: object, task: int = task) -> None:
-                bar.update(task, completed=p.samples, acc=p.accuracy,  # type: ignore[attr-defined]
-                           labels=p.labels_used)  # type: ignore[attr-defined]
+            def update(p: ReplayProgress, task: TaskID = task) -> None:
+                bar.update(task, completed=p.samples, acc=p.accuracy, labels=p.labels_used)
 
             results.append(run(config, spec, on_progress=update))
     if report is not None:
