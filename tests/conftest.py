@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -179,15 +180,20 @@ class KafkaTestBroker:
 _ADMIN = {"bootstrap_timeout_ms": 5000, "request_timeout_ms": 5000}
 
 
-@pytest.fixture(scope="session")
-def _session_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaTestBroker]:
-    log = tmp_path_factory.mktemp("tansu") / "broker.log"
+@contextmanager
+def _running(log: Path) -> Iterator[KafkaTestBroker]:
     broker = LocalBroker(log_path=log)
     try:
         broker.start()
         yield KafkaTestBroker(broker)
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def _session_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaTestBroker]:
+    with _running(tmp_path_factory.mktemp("tansu") / "broker.log") as broker:
+        yield broker
 
 
 @pytest.fixture
@@ -200,12 +206,8 @@ def kafka_broker(_session_broker: KafkaTestBroker) -> KafkaTestBroker:
 @pytest.fixture
 def own_kafka_broker(tmp_path: Path) -> Iterator[KafkaTestBroker]:
     """A broker for this test alone (kill and restart it freely)."""
-    broker = LocalBroker(log_path=tmp_path / "broker.log")
-    try:
-        broker.start()
-        yield KafkaTestBroker(broker)
-    finally:
-        broker.stop()
+    with _running(tmp_path / "broker.log") as broker:
+        yield broker
 
 
 @pytest.fixture

@@ -44,7 +44,9 @@ SourceArg = Annotated[
     ),
 ]
 TargetOpt = Annotated[str | None, typer.Option(help="CSV target column (default: last).")]
-TimeOpt = Annotated[str | None, typer.Option(help="CSV column with event time (seconds).")]
+TimeColOpt = Annotated[
+    str | None, typer.Option("--time", help="CSV column with event time (seconds).")
+]
 SeedOpt = Annotated[int, typer.Option(help="Seed of synthetic streams (and of oracle noise).")]
 CountOpt = Annotated[int | None, typer.Option(help="Stop after this many messages.")]
 TimeoutOpt = Annotated[float | None, typer.Option(help="Stop after this many seconds.")]
@@ -145,7 +147,7 @@ def produce_command(
     ] = False,
     topic: Annotated[str | None, typer.Option(help="Topic (default: topics.samples).")] = None,
     target: TargetOpt = None,
-    time_col: Annotated[str | None, typer.Option("--time", help="CSV event-time column.")] = None,
+    time_col: TimeColOpt = None,
     seed: SeedOpt = 42,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -254,7 +256,7 @@ def oracle_command(
     idle: IdleOpt = None,
     timeout: TimeoutOpt = None,
     target: TargetOpt = None,
-    time_col: Annotated[str | None, typer.Option("--time", help="CSV event-time column.")] = None,
+    time_col: TimeColOpt = None,
     seed: SeedOpt = 42,
     config: ConfigOpt = None,
     set_: SetOpt = None,
