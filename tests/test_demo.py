@@ -47,7 +47,11 @@ def _summary(out: str) -> dict[str, float]:
 
 
 def test_demo_with_its_own_broker_runs_everything_and_stops_everything() -> None:
-    done = _demo("--limit", "450", "--rate", "150", "--delay", "0.2s", "--model", "logreg")
+    # Settings meant for a real deployment do not leak into the demo's own broker.
+    leak = {"STREAMAL_KAFKA__SECURITY_PROTOCOL": "SSL", "STREAMAL_LEARNER__MODEL": "nope"}
+    done = _demo(
+        "--limit", "450", "--rate", "150", "--delay", "0.2s", "--model", "logreg", env=leak
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     broker_port = int(re.search(r"local tansu at 127\.0\.0\.1:(\d+)", out).group(1))  # type: ignore[union-attr]

@@ -12,6 +12,7 @@ Everything it started is stopped in :meth:`DemoStack.close`, in reverse order.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -145,6 +146,7 @@ class DemoStack:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env=self._env(),
             preexec_fn=die_with_parent if sys.platform == "linux" and on_main else None,
         )
         deadline = time.monotonic() + READY_TIMEOUT
@@ -290,11 +292,22 @@ class DemoStack:
         return {"bootstrap_servers": self.bootstrap}
 
     def _settings(self, role: str) -> Any:
-        from streamal.service.config import load_settings
+        from streamal.service.config import KafkaSettings, Settings, load_settings
 
         group = f"{self.group}-{role}"
-        kafka = {"bootstrap_servers": self.bootstrap, "group_id": group, "client_id": group}
-        return load_settings(overrides={"kafka": {**kafka, **FAST_GROUPS}})
+        kafka: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap, "group_id": group, "client_id": group,
+            **FAST_GROUPS,
+        }  # fmt: skip
+        if self.config.bootstrap_servers is None:  # local tansu: ignore STREAMAL_* settings
+            return Settings.model_construct(kafka=KafkaSettings.model_validate(kafka))
+        return load_settings(overrides={"kafka": kafka})  # e.g. SASL settings apply
+
+    def _env(self) -> dict[str, str]:
+        """The service's environment: without ``STREAMAL_*`` variables on local tansu."""
+        if self.config.bootstrap_servers is not None:
+            return dict(os.environ)
+        return {k: v for k, v in os.environ.items() if not k.startswith("STREAMAL_")}
 
     def _source(self, role: str) -> Any:
         from streamal.service.factory import kafka_client_options
