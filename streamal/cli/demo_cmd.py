@@ -93,7 +93,7 @@ def demo_command(
 ) -> None:
     """Run the live service end to end on a local broker, with a simulated annotator.
 
-    Needs the broker extra (pip install 'streamal[broker]') unless --bootstrap-servers
+    Needs the broker extra (pip install 'streamal\\[broker]') unless --bootstrap-servers
     points at a running Kafka.
     """
     config = DemoConfig(
