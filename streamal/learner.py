@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,8 @@ from streamal.pending import MemoryPendingStore, PendingEntry, PendingStore
 from streamal.strategies.base import Strategy
 
 __all__ = ["ActiveLearner", "Decision", "LabelOutcome", "LearnerStats"]
+
+_INF = math.inf
 
 
 class LabelOutcome(enum.StrEnum):
@@ -147,19 +150,29 @@ class ActiveLearner:
         """Predict, score and decide for one arrival; keep it pending if queried."""
         stats = self.stats
         stats.seen += 1
-        now = self._now = float(sample.ts) if sample.ts is not None else float(stats.seen)
+        ts = sample.ts
+        now = self._now = float(ts) if ts is not None else float(stats.seen)
         if self._next_deadline is not None and now >= self._next_deadline:
             self.expire(now)
         x = sample.x
-        proba = self.model.predict_proba_one(x)
-        prediction = max(proba, key=proba.__getitem__) if proba else None
+        model = self.model
+        proba = model.predict_proba_one(x)
+        # The most probable class, the first one on ties (what max(proba, key=...) gives).
+        prediction = None
+        if proba:
+            items = iter(proba.items())
+            prediction, best = next(items)
+            for label, p in items:
+                if p > best:
+                    prediction, best = label, p
         strategy = self.strategy
-        score = strategy.score(x, proba, self.model)
+        score = strategy.score(x, proba, model)
         budget = self.budget
         queried = budget.decide(score, now, len(self.pending))
         if strategy.stateful:
             strategy.observe(x)
-        expires_at = None if self.ttl is None else now + self.ttl
+        ttl = self.ttl
+        expires_at = None if ttl is None else now + ttl
         if queried:
             stats.queried += 1
             self._put(
@@ -167,7 +180,7 @@ class ActiveLearner:
                     sample.id,
                     x,
                     now,
-                    float("inf") if expires_at is None else expires_at,
+                    _INF if expires_at is None else expires_at,
                     score,
                     prediction,
                     self.model_version,
@@ -196,7 +209,7 @@ class ActiveLearner:
             self.stats.evicted += 1
             self._closed.add(evicted.sample_id, LabelOutcome.EXPIRED)
         deadline = entry.expires_at
-        if deadline != float("inf") and (
+        if deadline != _INF and (
             self._next_deadline is None or deadline < self._next_deadline
         ):
             self._next_deadline = deadline
@@ -208,7 +221,7 @@ class ActiveLearner:
             self._closed.add(entry.sample_id, LabelOutcome.EXPIRED)
         self.stats.expired += len(expired)
         deadline = self.pending.next_deadline()
-        self._next_deadline = None if deadline == float("inf") else deadline
+        self._next_deadline = None if deadline == _INF else deadline
         return expired
 
     # -- labels --------------------------------------------------------------------
