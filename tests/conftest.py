@@ -33,7 +33,14 @@ See ``streamal/broker.py`` for the broker itself and the KAFKA notes for tansu's
 
 from __future__ import annotations
 
-import uuid
+import os
+
+# Small scikit-learn fits run up to 30x slower on 2 cores when BLAS spawns a thread per
+# core in every worker; one thread each keeps the suite's time predictable.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import uuid  # noqa: E402
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
