@@ -25,6 +25,7 @@ import argparse
 import itertools
 import json
 import multiprocessing
+import os
 import random
 import statistics
 import sys
@@ -290,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=20_000, help="samples per stream")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args(argv)
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"load_before": os.getloadavg()}
     started = time.perf_counter()
     if "promise" in args.parts:
         results["promise"] = promise(args.n)
@@ -306,7 +307,14 @@ def main(argv: list[str] | None = None) -> None:
     if "replay" in args.parts:
         results["replay"] = replay_all(args.n, args.jobs)
         print(_table_replay(results["replay"]))
-    print(f"\n(total {time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    results["load_after"] = os.getloadavg()
+    # Timings are only comparable on an otherwise idle machine: say how busy it was.
+    print(
+        f"\n(total {time.perf_counter() - started:.0f} s; load average "
+        f"{results['load_before'][0]:.1f} before, {results['load_after'][0]:.1f} after, "
+        f"{os.cpu_count()} CPUs)",
+        file=sys.stderr,
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
