@@ -203,6 +203,33 @@ def memory(n: int, every: int = 50_000, warmup: int = 200_000) -> dict[str, Any]
     }
 
 
+def plot_memory(result: dict[str, Any], path: Path) -> None:
+    """Resident memory and pending queries along the replay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = result["points"]
+    xs = [p["samples"] for p in pts]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.plot(xs, [p["rss_mib"] for p in pts], marker="o", ms=3, label="resident memory (MiB)")
+    ax.axvline(result["warmup"], color="grey", ls=":", lw=1, label="end of warm-up")
+    ax.set_xlabel("samples replayed")
+    ax.set_ylabel("MiB")
+    ax.set_ylim(0, max(p["rss_mib"] for p in pts) * 1.2)
+    twin = ax.twinx()
+    twin.plot(xs, [p["pending"] for p in pts], color="C1", lw=1, label="pending queries")
+    twin.set_ylabel("pending queries")
+    twin.set_ylim(0, max(1, max(p["pending"] for p in pts)) * 2)
+    handles = [h for a in (ax, twin) for h in a.get_legend_handles_labels()[0]]
+    ax.legend(handles, [str(h.get_label()) for h in handles], loc="lower left", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("parts", nargs="*", help="core, service, memory (default: all)")
@@ -210,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, help="core samples (default 20,000)")
     parser.add_argument("--rounds", type=int, help="alternating rounds (default 7)")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--plot", type=Path, help="write the memory plot (PNG) here")
     args = parser.parse_args(argv)
     args.parts = args.parts or ["core", "service", "memory"]
     unknown = set(args.parts) - {"core", "service", "memory"}
@@ -234,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     if "memory" in args.parts:
         n = 10_000 if quick else 1_000_000
         results["memory"] = memory(n, every=n // 20, warmup=n // 5)
+        if args.plot:
+            plot_memory(results["memory"], args.plot)
     results["machine"]["load_after"] = machine()["load"]
     text = json.dumps(results, indent=1)
     if args.json:

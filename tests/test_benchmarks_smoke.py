@@ -127,6 +127,8 @@ def test_throughput_service_quick(tmp_path: Path) -> None:
     assert throughput.main(["service", "--quick", "--json", str(out)]) == 0
     service = json.loads(out.read_text())["service"]
     assert service["samples"] == 300 and service["ratio"] > 0
-    assert service["latency"]["samples"] == 200
-    assert service["bare_latency"]["samples"] == 200
-    assert 0 <= service["latency"]["p50_ms"] <= service["latency"]["p99_ms"]
+    for kind in ("latency", "bare_latency"):
+        assert set(service[kind]) == {"default", "fetch_max_wait_ms=5"}
+        for lat in service[kind].values():
+            assert lat["samples"] == 200
+            assert 0 <= lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
