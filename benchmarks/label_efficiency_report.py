@@ -78,6 +78,7 @@ def ranking(gap: dict[tuple[Any, ...], float | None]) -> list[dict[str, Any]]:
             "strategy": strategy,
             "budget": budget,
             "gap": statistics.fmean(values),
+            "median": statistics.median(values),
             "cells": len(values),
             "both_families": families_of[(strategy, budget)] == all_families,
             "baseline": (strategy, budget) in BASELINE_NAMES,
@@ -89,7 +90,6 @@ def ranking(gap: dict[tuple[Any, ...], float | None]) -> list[dict[str, Any]]:
         streams = defaultdict(list)
         for c, g in cells.items():
             streams[c[0]].append(g)
-        row["streams_won"] = 0
         row["per_stream"] = {s: statistics.fmean(v) for s, v in streams.items()}
         out.append(row)
     out.sort(key=lambda r: -r["gap"])
@@ -106,13 +106,27 @@ def _fmt(v: float | None, digits: int = 2) -> str:
 
 def ranking_table(rank: list[dict[str, Any]], limit: int | None = None) -> str:
     cols = [k for k in rank[0] if "=" in k] if rank else []
-    head = "| pair | mean gap closed | " + " | ".join(cols) + " | cells |"
-    lines = [head, "|" + "---|" * (len(cols) + 3)]
+    head = "| pair | mean gap closed | median | " + " | ".join(cols) + " | cells |"
+    lines = [head, "|" + "---|" * (len(cols) + 4)]
     for r in rank[:limit]:
         cells = " | ".join(_fmt(r.get(c)) for c in cols)
         lines.append(
-            f"| {_name(r['strategy'], r['budget'])} | **{r['gap']:.3f}** | {cells} | {r['cells']} |"
+            f"| {_name(r['strategy'], r['budget'])} | **{r['gap']:.3f}** | {r['median']:.2f} "
+            f"| {cells} | {r['cells']} |"
         )
+    return "\n".join(lines)
+
+
+def per_stream_table(rank: list[dict[str, Any]], pairs: list[tuple[str, str]]) -> str:
+    """Mean gap closed per stream (over models, delays and rates) of ``pairs``."""
+    streams = list(dict.fromkeys(s for r in rank for s in r["per_stream"]))
+    lines = ["| pair | " + " | ".join(streams) + " |", "|" + "---|" * (len(streams) + 1)]
+    by_pair = {(r["strategy"], r["budget"]): r for r in rank}
+    for pair in pairs:
+        r = by_pair.get(pair)
+        if r is not None:
+            cells = " | ".join(_fmt(r["per_stream"].get(s)) for s in streams)
+            lines.append(f"| {_name(*pair)} | {cells} |")
     return "\n".join(lines)
 
 
@@ -203,6 +217,7 @@ def plot(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     paths = []
     for family, delay in sorted({(k[1], k[2]) for k in agg}):
@@ -224,6 +239,8 @@ def plot(
             if full is not None:
                 ax.axhline(full["accuracy"], color="k", ls="--", lw=1, label="full labels")
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
             ax.set_title(f"{stream} ({full['model'] if full else family})", fontsize=9)
             ax.set_xlabel("labels used", fontsize=8)
             ax.set_ylabel("prequential accuracy", fontsize=8)
@@ -251,7 +268,17 @@ def write_report(rows: list[dict[str, Any]], out: Path, plots: bool = True) -> d
     best = candidates[0]
     rec = (best["strategy"], best["budget"])
     shown = [rec] + ([CURRENT] if CURRENT != rec else [])
-    md = ["## Ranking (mean share of the random→full gap closed)", "", ranking_table(rank), ""]
+    top = [(r["strategy"], r["budget"]) for r in candidates[:8]]
+    md = [
+        "## Ranking (mean share of the random→full gap closed)",
+        "",
+        ranking_table(rank),
+        "",
+        "## Gap closed per stream",
+        "",
+        per_stream_table(rank, top + [p for p in [CURRENT] if p not in top]),
+        "",
+    ]
     for stream in dict.fromkeys(k[0] for k in agg):
         runner = max(
             (r for r in candidates if stream in r["per_stream"]),
