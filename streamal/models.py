@@ -35,7 +35,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from river import base, compose, ensemble, forest, linear_model, naive_bayes, tree
+from river import base, compose
 
 from streamal.exceptions import ConfigError
 
@@ -139,53 +139,57 @@ class BinaryLabels(base.Wrapper, base.Classifier):  # type: ignore[misc]
         return {labels[0]: 1.0 - p_true, labels[1]: p_true}
 
 
+def _river(module: str) -> Any:
+    # river's model modules take about a second to import (they pull in river.datasets):
+    # import them when a model is built, so commands that build none start fast.
+    return importlib.import_module(f"river.{module}")
+
+
 def _scaled(model: base.Estimator) -> base.Estimator:
     return compose.Pipeline(MixedScaler(), model)
 
 
 def _hoeffding(seed: int | None) -> base.Estimator:
-    return tree.HoeffdingTreeClassifier()
+    return _river("tree").HoeffdingTreeClassifier()
 
 
 # Each factory takes the seed, so models with randomness (ensembles) are reproducible.
 MODEL_SPECS: dict[str, tuple[str, Callable[[int | None], base.Estimator]]] = {
     "logreg": (
         "scaled logistic regression (binary)",
-        lambda s: _scaled(BinaryLabels(linear_model.LogisticRegression())),
+        lambda s: _scaled(BinaryLabels(_river("linear_model").LogisticRegression())),
     ),
     "softmax": (
         "scaled softmax regression (multi-class)",
-        lambda s: _scaled(linear_model.SoftmaxRegression()),
+        lambda s: _scaled(_river("linear_model").SoftmaxRegression()),
     ),
     "ovr": (
         "scaled one-vs-rest logistic regression (binary and multi-class)",
         lambda s: _scaled(_ovr()),
     ),
-    "gnb": ("Gaussian naive Bayes", lambda s: _scaled(naive_bayes.GaussianNB())),
+    "gnb": ("Gaussian naive Bayes", lambda s: _scaled(_river("naive_bayes").GaussianNB())),
     "hoeffding": ("Hoeffding tree", _hoeffding),
     "hat": (
         "Hoeffding adaptive tree (drift-aware)",
-        lambda s: tree.HoeffdingAdaptiveTreeClassifier(seed=s),
+        lambda s: _river("tree").HoeffdingAdaptiveTreeClassifier(seed=s),
     ),
     "arf": (
         "adaptive random forest, 10 trees",
-        lambda s: forest.ARFClassifier(n_models=10, seed=s),
+        lambda s: _river("forest").ARFClassifier(n_models=10, seed=s),
     ),
     "bagging": (
         "online bagging of 10 Hoeffding trees",
-        lambda s: ensemble.BaggingClassifier(_hoeffding(s), n_models=10, seed=s),
+        lambda s: _river("ensemble").BaggingClassifier(_hoeffding(s), n_models=10, seed=s),
     ),
     "srp": (
         "streaming random patches of 10 Hoeffding trees",
-        lambda s: ensemble.SRPClassifier(_hoeffding(s), n_models=10, seed=s),
+        lambda s: _river("ensemble").SRPClassifier(_hoeffding(s), n_models=10, seed=s),
     ),
 }
 
 
 def _ovr() -> base.Estimator:
-    from river import multiclass
-
-    return multiclass.OneVsRestClassifier(linear_model.LogisticRegression())
+    return _river("multiclass").OneVsRestClassifier(_river("linear_model").LogisticRegression())
 
 
 def build_model(spec: str, seed: int | None = None) -> base.Estimator:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import math
 import random
 
-from river import drift
-
 from streamal.budgets.base import BudgetManager
 from streamal.budgets.wrappers import Wrapper
 from streamal.exceptions import ConfigError
@@ -97,7 +95,10 @@ class DriftAware(Wrapper):
         self.delta = delta
         self.max_borrow = math.floor(boost * self.rate * boost_length + 1e-9)
         self._boost_cap = max(1, math.floor((1.0 + boost) * self.rate * window + 1e-9))
-        self._detector = drift.ADWIN(delta=delta)
+        # Imported here: river.drift pulls in river.datasets (about 1 s at start-up).
+        from river.drift import ADWIN
+
+        self._detector = ADWIN(delta=delta)
         self._boost_until = 0
         self._payback_until = 0
         self._rng = random.Random(None if seed is None else f"{seed}/drift")
