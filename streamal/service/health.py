@@ -81,11 +81,8 @@ class BrokerWatch:
             # shrink it.
             self.source.ping(min(2.0, self.interval))
         except TransportError as err:
-            if self._down_since is None:
-                self._down_since = now
-                log.warning("broker unreachable: %s", err)
-            self._set(False, now)
-            down = now - self._down_since
+            self.failed(str(err))
+            down = now - (self._down_since or now)
             if down >= self.timeout:
                 raise TransportError(
                     f"the broker has been unreachable for {down:.0f} s (last error: {err}); "
@@ -94,6 +91,15 @@ class BrokerWatch:
                 ) from err
             return
         self._set(True, now)
+
+    def failed(self, reason: str) -> None:
+        """Note a broker operation that failed (a flush or commit): unreachable until a probe
+        or records say otherwise."""
+        now = self.clock()
+        if self._down_since is None:
+            self._down_since = now
+            log.warning("broker unreachable: %s", reason)
+        self._set(False, now)
 
     def _set(self, up: bool, now: float) -> None:
         if up:

@@ -299,6 +299,7 @@ class Service:
                 self._policy.flush_timeout,
             )
             self.metrics.checkpoint_failed()
+            self.watch.failed("a flush timed out")
             return False
         if not self._since_commit and not self.handler.outbox:
             return True
@@ -323,7 +324,7 @@ class Service:
         try:
             self.source.commit(self.offsets.positions)
         except TransportError as err:  # the snapshot's offsets win on restart anyway
-            log.warning("offset commit failed (the snapshot holds the offsets): %s", err)
+            self.watch.failed(f"{err} (the snapshot holds the offsets)")
         self.metrics.checkpoint(time.perf_counter() - t0)
         return True
 

@@ -139,14 +139,22 @@ class KafkaSource:
         The consumer group.
     options
         Further ``KafkaConsumer`` settings (session timeout, fetch sizes...).
+    commit_timeout
+        Seconds a commit may wait for the group coordinator (kafka-python would wait
+        forever while the broker is away).
     """
 
     def __init__(
-        self, client: Mapping[str, Any], group_id: str, options: Mapping[str, Any] | None = None
+        self,
+        client: Mapping[str, Any],
+        group_id: str,
+        options: Mapping[str, Any] | None = None,
+        commit_timeout: float = 5.0,
     ) -> None:
         self.client = dict(client)
         self.group_id = group_id
         self.options = dict(options or {})
+        self.commit_timeout = commit_timeout
         if not crc32c_accelerated():
             log.warning("the crc32c package is missing: kafka-python will be 4-9x slower")
         settings = {"auto_offset_reset": "earliest", **self.options}
@@ -193,7 +201,7 @@ class KafkaSource:
         }
         if todo:
             with map_kafka_errors("offset commit failed"):
-                self._consumer.commit(todo)
+                self._consumer.commit(todo, timeout_ms=int(self.commit_timeout * 1000))
 
     def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
         assigned = self._consumer.assignment()
