@@ -61,6 +61,10 @@ LATENCY_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Durations (seconds) of the checkpoints run during the throughput rounds.
+CHECKPOINTS: list[float] = []
+
+
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -147,15 +151,44 @@ def _timed(svc: Any, on_sample: Callable[[Any], None]) -> None:
     svc.handler.handle = wrapped
 
 
+def _checkpoint_times(svc: Any) -> list[float]:
+    """Seconds of each checkpoint the service runs from now on (it runs inside the loop)."""
+    checkpoint, times = svc.checkpoint, []
+
+    def wrapped() -> bool:
+        start = time.perf_counter()
+        try:
+            return bool(checkpoint())
+        finally:
+            times.append(time.perf_counter() - start)
+
+    svc.checkpoint = wrapped
+    return times
+
+
+def _checkpoint_summary(times: list[float]) -> dict[str, float]:
+    return (
+        {
+            "checkpoints": len(times),
+            "mean_ms": 1000 * statistics.fmean(times),
+            "max_ms": 1000 * max(times),
+        }
+        if times
+        else {"checkpoints": 0}
+    )
+
+
 def _service_rate(bootstrap: str, topics: dict[str, str], n: int, warm: list[Sample]) -> float:
     stamps: list[float] = []
     with tempfile.TemporaryDirectory() as state:
         svc = _service(bootstrap, topics, warm, Path(state))
         _timed(svc, lambda env: stamps.append(time.perf_counter()))
+        checkpoints = _checkpoint_times(svc)
         try:
             svc.run(count=n)
         finally:
             svc.close()
+    CHECKPOINTS.extend(checkpoints)
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
@@ -248,11 +281,12 @@ def _latency(
     rate: float,
     warm: list[Sample],
     consumer: dict[str, Any] | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     lat: list[float] = []
     with tempfile.TemporaryDirectory() as state:
         svc = _service(bootstrap, topics, warm, Path(state), consumer)
         _timed(svc, lambda env: lat.append(time.time() * 1000 - env.timestamp_ms))
+        checkpoints = _checkpoint_times(svc)
         runner = threading.Thread(target=svc.run, kwargs={"count": n}, daemon=True)
         runner.start()
         deadline = time.monotonic() + 30
@@ -262,7 +296,7 @@ def _latency(
         _paced(bootstrap, topics["samples"], values, n, rate)
         runner.join(timeout=60)
         svc.close()
-    return _summary(lat, rate)
+    return _summary(lat, rate) | {"checkpoint": _checkpoint_summary(checkpoints)}
 
 
 def service(n: int, rounds: int, latency_n: int, latency_rate: float) -> dict[str, Any]:
@@ -286,7 +320,8 @@ def service(n: int, rounds: int, latency_n: int, latency_rate: float) -> dict[st
                 f"service round {r}: bare {bare[-1]:.0f}/s, service {svc[-1]:.0f}/s",
                 file=sys.stderr,
             )
-        latency, bare_latency = {}, {}
+        latency: dict[str, Any] = {}
+        bare_latency: dict[str, Any] = {}
         for name, consumer in LATENCY_SETTINGS.items():
             lat_topics = dict(topics, samples=_unique("latency"))
             bare_topic = _unique("latency-bare")
@@ -295,6 +330,8 @@ def service(n: int, rounds: int, latency_n: int, latency_rate: float) -> dict[st
             latency[name] = _latency(bootstrap, lat_topics, *args)
             bare_latency[name] = _bare_latency(bootstrap, bare_topic, *args)
     ratios = [s / b for s, b in zip(svc, bare, strict=True)]
+    checkpoint = _checkpoint_summary(CHECKPOINTS)
+    CHECKPOINTS.clear()
     return {
         "samples": len(values),
         "rounds": rounds,
@@ -304,4 +341,5 @@ def service(n: int, rounds: int, latency_n: int, latency_rate: float) -> dict[st
         "ratios": ratios,
         "latency": latency,
         "bare_latency": bare_latency,
+        "checkpoint": checkpoint,
     }

@@ -132,3 +132,4 @@ def test_throughput_service_quick(tmp_path: Path) -> None:
         for lat in service[kind].values():
             assert lat["samples"] == 200
             assert 0 <= lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+    assert service["checkpoint"]["checkpoints"] >= 1  # at least the final one
