@@ -138,6 +138,7 @@ def stream_table(
 ) -> str:
     """One stream: per family, delay and rate, the baselines and the ``shown`` pairs."""
     names = ["random", "periodic"] + [_name(*p) for p in shown] + ["full"]
+    names += [f"labels used by {_name(*shown[0])}", "µs/sample: random / it / full"]
     lines = [
         "| model | delay | rate | " + " | ".join(names) + " |",
         "|" + "---|" * (len(names) + 3),
@@ -158,6 +159,11 @@ def stream_table(
         model = next(v["model"] for k, v in agg.items() if k[:3] == (stream, family, delay))
         labels = agg[(stream, family, delay, rate, "random", "random")]["labels"]
         cells.append("—" if full is None else f"{full['accuracy']:.3f}")
+        first = agg.get((stream, family, delay, rate, *shown[0]))
+        low = agg[(stream, family, delay, rate, "random", "random")]
+        cells.append("—" if first is None else f"{first['labels']:.0f}")
+        us = [_fmt(None if v is None else v["us"], 0) for v in (low, first, full)]
+        cells.append(" / ".join(us))
         lines.append(
             f"| {model} | {delay} | {rate:g} ({labels:.0f} labels) | " + " | ".join(cells) + " |"
         )
