@@ -62,7 +62,7 @@ def strategies_command(
     titles = {
         "strategies": "query strategies (--strategy): how informative is an arrival?",
         "budgets": "budget managers (--budget): do we spend a label? (rate and seed are implied)",
-        "selectors": "window selectors (streamal.window.WindowLearner): k of a window at once",
+        "selectors": "window selectors (--window W --selector NAME): rate x W of every W at once",
     }
     for kind, rows in data.items():
         table = Table(title=titles[kind], title_justify="left")
