@@ -260,7 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="at most this many samples of every stream")
     parser.add_argument("--streams", help="comma-separated stream names (default: all)")
     parser.add_argument("--cache", type=Path, help="results cache (JSON lines)")
-    parser.add_argument("--out", type=Path, help="directory of the report (markdown, plots)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="directory of the report: markdown, CSV, plots, summary.json "
+        "(default: docs/img/benchmarks for --full, benchmarks/results/... for --quick)",
+    )
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -285,7 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     run_grid(grid, cache, args.jobs)
     rows = select(grid, cache)
-    out = args.out or ROOT / "benchmarks" / "results" / f"label_efficiency_{tag}"
+    # The full grid's report goes next to the docs that quote it.
+    default_out = (
+        ROOT / "docs" / "img" / "benchmarks"
+        if tag == "full"
+        else (ROOT / "benchmarks" / "results" / f"label_efficiency_{tag}")
+    )
+    out = args.out or default_out
     summary = write_report(rows, out, plots=not args.no_plots)
     summary["machine"] = machine()
     summary["seconds"] = time.perf_counter() - started
