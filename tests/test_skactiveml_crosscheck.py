@@ -104,7 +104,6 @@ def _ours(
 def _unguarded(manager: Any) -> Any:
     """The same manager with our guards switched off: the paper's rule alone."""
     manager.budget_left = lambda: True
-    manager._plain_guards = False  # decide() may inline the guards unless told otherwise
     return manager
 
 
