@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import enum
 import math
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from streamal.budgets.base import BudgetManager
+from streamal.evaluation import LabelEvaluation
 from streamal.messages import Label, Query, Sample
 from streamal.pending import MemoryPendingStore, PendingEntry, PendingStore
 from streamal.strategies.base import Strategy
@@ -16,6 +18,9 @@ from streamal.strategies.base import Strategy
 __all__ = ["ActiveLearner", "Decision", "LabelOutcome", "LearnerStats"]
 
 _INF = math.inf
+#: Audit draws waiting for a label the guards allow (bounded so that a manager that
+#: never leaves a label free cannot make the debt grow forever; the guards still pace it).
+_MAX_AUDIT_OWED = 1000
 
 
 class LabelOutcome(enum.StrEnum):
@@ -45,6 +50,7 @@ class Decision:
     model_version: int
     propensity: float | None = None
     expires_at: float | None = None
+    purpose: str = "learn"
 
 
 @dataclass(slots=True)
@@ -59,6 +65,8 @@ class LearnerStats:
     expired: int = 0
     evicted: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    #: Queries closed without a label because their deadline passed (TTL or late label).
+    expired_queries: int = 0
 
 
 class _RecentIds:
@@ -107,6 +115,16 @@ class ActiveLearner:
     remember
         How many closed query ids are remembered to tell duplicate and expired labels
         from unknown ones.
+    audit
+        Share of the label budget spent on an **audit slice**: arrivals drawn uniformly
+        at random (probability ``audit * budget.rate`` each), queried with
+        ``purpose="audit"`` whatever their score. They count inside the same budget (the
+        manager's guards hold for the sum) and give an unbiased accuracy estimate
+        (:attr:`evaluation`). A draw made while the guards leave no label is served by
+        the next arrival they allow, before the manager may spend on it. ``0`` (the
+        default) draws nothing and changes no decision.
+    seed
+        Seed of the audit draws.
 
     Examples
     --------
@@ -123,6 +141,16 @@ class ActiveLearner:
     (True, 1)
     >>> learner.apply(Label(sample_id="1", y=True)).value
     'duplicate'
+
+    With an audit slice, some queries are random picks marked ``purpose="audit"``:
+
+    >>> audited = ActiveLearner(
+    ...     models.build_model("logreg"), strategies.Entropy(),
+    ...     budgets.VariableThreshold(rate=0.5), audit=0.5, seed=3,
+    ... )
+    >>> decisions = [audited.process(Sample(id=str(i), x={"a": 1.0})) for i in range(40)]
+    >>> sorted({d.purpose for d in decisions if d.queried}), sum(d.queried for d in decisions)
+    (['audit', 'learn'], 20)
     """
 
     def __init__(
@@ -133,17 +161,42 @@ class ActiveLearner:
         pending: PendingStore | None = None,
         ttl: float | None = None,
         remember: int = 100_000,
+        audit: float = 0.0,
+        seed: int | None = None,
     ) -> None:
+        if not 0.0 <= audit <= 1.0:
+            from streamal.exceptions import ConfigError
+
+            raise ConfigError(f"audit must be a share of the budget in [0, 1], got {audit}")
         self.model = model
         self.strategy = strategy
         self.budget = budget
         self.pending: PendingStore = MemoryPendingStore() if pending is None else pending
         self.ttl = ttl
+        self.remember = remember
+        self.audit = audit
+        self.seed = seed
         self.model_version = 0
         self.stats = LearnerStats()
         self._closed = _RecentIds(remember)
         self._now = 0.0
         self._next_deadline: float | None = None
+        self._audit_rng = random.Random(seed)
+        self._audit_owed = 0
+        #: Accuracy estimates from the applied labels (queried, audit, IPW).
+        self.evaluation = LabelEvaluation()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Learners pickled before the audit slice existed have none.
+        state.setdefault("audit", 0.0)
+        state.setdefault("seed", None)
+        state.setdefault("remember", 100_000)
+        state.setdefault("_audit_rng", random.Random(None))
+        state.setdefault("_audit_owed", 0)
+        state.setdefault("evaluation", LabelEvaluation())
+        self.__dict__.update(state)
+        if not hasattr(self.stats, "expired_queries"):
+            self.stats.expired_queries = 0
 
     # -- arrivals ------------------------------------------------------------------
     def process(self, sample: Sample) -> Decision:
@@ -168,7 +221,26 @@ class ActiveLearner:
         strategy = self.strategy
         score = strategy.score(x, proba, model)
         budget = self.budget
-        queried = budget.decide(score, now, len(self.pending))
+        purpose = "learn"
+        propensity: float | None
+        audit = self.audit
+        if audit and self._audit_rng.random() < audit * budget.rate:
+            self._audit_owed = min(self._audit_owed + 1, _MAX_AUDIT_OWED)
+        if self._audit_owed:
+            # An audit query: the manager sees the arrival but may not spend on it, and
+            # the label is bought if the guards leave one (else the next arrival tries).
+            # The draw came first and the guards depend only on the past, so the choice
+            # never looks at this sample. Where the guards say no, the manager could not
+            # have spent either, so its decisions are unchanged.
+            budget.decide(score, now, len(self.pending), allowed=False)
+            queried = budget.spend_extra()
+            propensity = audit * budget.rate
+            if queried:
+                purpose = "audit"
+                self._audit_owed -= 1
+        else:
+            queried = budget.decide(score, now, len(self.pending))
+            propensity = budget.last_probability
         if strategy.stateful:
             strategy.observe(x)
         ttl = self.ttl
@@ -184,8 +256,8 @@ class ActiveLearner:
                     score,
                     prediction,
                     self.model_version,
-                    "learn",
-                    budget.last_probability,
+                    purpose,
+                    propensity,
                 )
             )
             reason = "query"
@@ -199,8 +271,9 @@ class ActiveLearner:
             queried,
             reason,
             self.model_version,
-            budget.last_probability,
+            propensity,
             expires_at,
+            purpose,
         )
 
     def _put(self, entry: PendingEntry) -> None:
@@ -218,8 +291,9 @@ class ActiveLearner:
         """Expire the queries whose deadline is at or before ``now``; return them."""
         expired = self.pending.expire(now)
         for entry in expired:
-            self._closed.add(entry.sample_id, LabelOutcome.EXPIRED)
+                self._closed.add(entry.sample_id, LabelOutcome.EXPIRED)
         self.stats.expired += len(expired)
+        self.stats.expired_queries += len(expired)
         deadline = self.pending.next_deadline()
         self._next_deadline = None if deadline == _INF else deadline
         return expired
@@ -242,10 +316,13 @@ class ActiveLearner:
         if entry.expires_at < self._now:
             self._closed.add(label.sample_id, LabelOutcome.EXPIRED)
             stats.expired += 1
+            stats.expired_queries += 1
             return LabelOutcome.EXPIRED
         self._update(entry.x, label.y)
         # Prequential outcome of a labelled arrival, for drift-aware budget managers.
-        self.budget.on_label(entry.prediction == label.y)
+        correct = entry.prediction == label.y
+        self.budget.on_label(correct)
+        self.evaluation.observe(entry.purpose, correct, entry.propensity)
         self._closed.add(label.sample_id, LabelOutcome.APPLIED)
         stats.applied += 1
         return LabelOutcome.APPLIED
@@ -274,8 +351,10 @@ class ActiveLearner:
         self.model_version += 1
 
     # -- helpers -------------------------------------------------------------------
-    def query_for(self, sample: Sample, decision: Decision, purpose: str = "learn") -> Query:
-        """The :class:`Query` message for a queried arrival."""
+    def query_for(
+        self, sample: Sample, decision: Decision, purpose: str | None = None
+    ) -> Query:
+        """The :class:`Query` message for a queried arrival (``purpose``: the decision's)."""
         return Query(
             sample_id=sample.id,
             x=sample.x,
@@ -286,7 +365,7 @@ class ActiveLearner:
             model_version=decision.model_version,
             ts=sample.ts,
             expires_at=decision.expires_at,
-            purpose=purpose,  # type: ignore[arg-type]
+            purpose=decision.purpose if purpose is None else purpose,  # type: ignore[arg-type]
             propensity=decision.propensity,
         )
 

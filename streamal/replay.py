@@ -167,6 +167,10 @@ class ReplayResult:
     us_per_sample: float
     stats: dict[str, int] = field(default_factory=dict)
     curve: list[CurvePoint] = field(default_factory=list)
+    #: Accuracy estimates from the labels alone (:class:`~streamal.evaluation.LabelEvaluation`
+    #: since the start): what an operator sees live, to compare with ``accuracy``.
+    estimates: dict[str, float | int | None] = field(default_factory=dict)
+    audit: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         """The result as a JSON-ready dict, without the curve."""
@@ -247,10 +251,17 @@ class ReplayConfig:
     step: int = 500
     window: int | None = None
     selector: str = "topk"
+    audit: float = 0.0
 
 
 def build_learner(
-    model: str, strategy: str, budget: str, rate: float, seed: int, ttl: float | None = None
+    model: str,
+    strategy: str,
+    budget: str,
+    rate: float,
+    seed: int,
+    ttl: float | None = None,
+    audit: float = 0.0,
 ) -> ActiveLearner:
     """An :class:`ActiveLearner` from specs, every part seeded with ``seed``."""
     return ActiveLearner(
@@ -258,6 +269,8 @@ def build_learner(
         make_strategy(strategy, seed=seed),
         make_budget(budget, rate=rate, seed=seed),
         ttl=ttl,
+        audit=audit,
+        seed=seed,
     )
 
 
@@ -276,9 +289,12 @@ def run(
     """Replay ``config.source`` with the run ``spec`` (default: the config's own components)."""
     spec = spec or RunSpec("main", config.strategy, config.budget, config.rate)
     source = open_source(config.source, target=config.target, time=config.time, seed=config.seed)
+    audit = config.audit if spec.budget != "full" else 0.0
     learner: Any = build_learner(config.model, spec.strategy, spec.budget, spec.rate,
-                                 config.seed, config.ttl)
+                                 config.seed, config.ttl, audit)
     if config.window is not None and spec.budget != "full":
+        if audit:
+            raise ConfigError("the audit slice is not available in window mode")
         from streamal.window import WindowLearner
 
         learner = WindowLearner(learner, config.selector, window=config.window, seed=config.seed)
@@ -296,6 +312,8 @@ def run(
         stats={"applied": stats.applied, "expired": stats.expired, "duplicate": stats.duplicate,
                "unknown": stats.unknown, "evicted": stats.evicted, "pending": len(learner.pending)},
         curve=curve,
+        estimates=getattr(learner, "learner", learner).evaluation.summary(),
+        audit=audit,
     )
 
 

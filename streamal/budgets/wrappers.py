@@ -63,13 +63,19 @@ class Wrapper(BudgetManager):
         """The inner manager."""
         return self._inner
 
+    #: Arrivals whose label the inner manager wanted while the wrapper's gate was closed.
+    refused: int = 0
+
     def decide(
         self, score: float, ts: float | None = None, pending: int = 0, *, allowed: bool = True
     ) -> bool:
         self._seen += 1
-        gate = allowed and self._gate(ts, pending) and self.budget_left()
+        left = allowed and self.budget_left()
+        gate = left and self._gate(ts, pending)
         inner = self._inner
         query = inner.decide(score, ts, pending, allowed=gate)
+        if left and not gate and inner.last_wanted:
+            self.refused += 1
         self.last_allowed = inner.last_allowed
         self.last_probability = inner.last_probability
         if not query and gate and self._extra(score):

@@ -54,6 +54,22 @@ def _table(results: list[ReplayResult]) -> Table:
     return table
 
 
+def _estimates(results: list[ReplayResult]) -> Table:
+    table = Table(title="accuracy estimated from the labels alone (vs the true accuracy)")
+    for col in ("run", "true", "audit", "queried only", "IPW", "audit labels"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+
+    def fmt(value: object) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else "-"
+
+    for r in results:
+        e = r.estimates
+        table.add_row(r.name, f"{r.accuracy:.4f}", fmt(e.get("audit_accuracy")),
+                      fmt(e.get("queried_accuracy")), fmt(e.get("ipw_accuracy")),
+                      str(e.get("audit_labels", 0)))
+    return table
+
+
 @friendly_errors
 def replay_command(
     source: Annotated[str, typer.Argument(help="File, river:NAME or synth:NAME stream.")],
@@ -81,6 +97,9 @@ def replay_command(
                                                     "of every W arrivals at once.")] = None,
     selector: Annotated[str, typer.Option(help="Window-mode selector: topk, coreset, "
                                                "diverse, batchbald.")] = "topk",
+    audit: Annotated[float, typer.Option(help="Share of the budget spent on an audit slice "
+                                              "of random samples (unbiased accuracy).")]
+    = 0.0,
     compare: Annotated[str, typer.Option(help="Comma-separated runs to compare: "
                                               "STRATEGY[/BUDGET], random, full.")] = "",
     report: Annotated[str | None, typer.Option(help="Write curve.csv, summary.json and "
@@ -92,7 +111,7 @@ def replay_command(
     config = ReplayConfig(
         source=source, model=model, strategy=strategy, budget=budget, rate=rate, delay=delay,
         seed=seed, noise=noise, ttl=ttl, target=target, time=time, limit=limit,
-        window=window, selector=selector,
+        window=window, selector=selector, audit=audit,
     )
     runs = plan(config, compare.split(","))
     length = open_source(source, target=target, time=time, seed=seed).length
@@ -121,6 +140,8 @@ def replay_command(
         if not out.is_terminal:
             out = Console(width=140)
         out.print(_table(results))
+        if audit:
+            out.print(_estimates(results))
 
 
 def register(app: typer.Typer) -> None:

@@ -116,6 +116,9 @@ class LearnerSettings(_Section):
     )
     window_size: int = 100
     window_seconds: float | None = None
+    audit: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="share of the budget for the audit slice"
+    )
 
 
 class CheckpointSettings(_Section):
@@ -139,6 +142,9 @@ class RuntimeSettings(_Section):
     flush_timeout: float = 10.0
     stall_timeout: float = 120.0
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object per line"
+    )
 
 
 class Settings(BaseSettings):
@@ -177,7 +183,11 @@ class Settings(BaseSettings):
     def learner_identity(self) -> dict[str, Any]:
         """What a snapshot depends on: the learner settings and the input topics."""
         return {
-            "learner": self.learner.model_dump(mode="json", exclude={"max_pending"}),
+            # audit=0 is left out so that older snapshots keep their hash.
+            "learner": self.learner.model_dump(
+                mode="json",
+                exclude={"max_pending"} | ({"audit"} if not self.learner.audit else set()),
+            ),
             "topics": {"samples": self.topics.samples, "labels": self.topics.labels},
         }
 

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from streamal import __version__
 from streamal.checkpoint import Checkpointer
+from streamal.exceptions import ConfigError
 from streamal.pending import SQLitePendingStore
 from streamal.replay import build_learner as build_replay_learner
 from streamal.service.config import KafkaSettings, Settings
@@ -55,7 +56,7 @@ def build_learner(settings: Settings) -> Any:
     """
     spec = settings.learner
     learner = build_replay_learner(
-        spec.model, spec.strategy, spec.budget, spec.rate, spec.seed, spec.ttl
+        spec.model, spec.strategy, spec.budget, spec.rate, spec.seed, spec.ttl, spec.audit
     )
     if spec.pending == "sqlite":
         path = settings.checkpoint.dir / "pending.sqlite"
@@ -65,6 +66,9 @@ def build_learner(settings: Settings) -> Any:
         learner.pending.max_size = spec.max_pending
     if spec.window_selector is not None:
         from streamal.window import WindowLearner
+
+        if spec.audit:
+            raise ConfigError("learner.audit is not available in window mode (window_selector)")
 
         return WindowLearner(
             learner, spec.window_selector, spec.window_size, spec.window_seconds, seed=spec.seed
@@ -161,7 +165,7 @@ def build_service(
     metrics = Metrics(registry)
     digest = config_hash(settings)
     metrics.build.info({"version": __version__, "config_hash": digest})
-    return Service(
+    service = Service(
         learner,
         source,
         sink,
@@ -171,3 +175,5 @@ def build_service(
         metrics,
         digest,
     )
+    metrics.track_lag(source, lambda: service.offsets.positions)
+    return service

@@ -130,7 +130,11 @@ class MessageHandler:
         for decision in decisions:
             chosen = recent.get(decision.sample_id)
             if chosen is None:
-                log.warning("window query for %r: sample no longer known", decision.sample_id)
+                log.warning(
+                    "window query for %r: sample no longer known",
+                    decision.sample_id,
+                    extra={"sample_id": decision.sample_id},
+                )
                 continue
             self._queue(query_for(chosen, decision))
         while len(recent) > max(1, getattr(learner, "window", 1)):
@@ -138,7 +142,7 @@ class MessageHandler:
 
     def _queue(self, query: Query) -> None:
         self.outbox.append((self.topics.queries, query.sample_id.encode(), encode(query)))
-        self.metrics.query(query.strategy, query.purpose)
+        self.metrics.query(query.strategy, query.purpose, query.sample_id)
 
     def _on_label(self, env: Envelope) -> None:
         try:
@@ -147,7 +151,7 @@ class MessageHandler:
             self._dead_letter(env, classify(env.value, err), str(err), "label")
             return
         outcome = self.learner.apply(label)
-        self.metrics.label(outcome.value)
+        self.metrics.label(outcome.value, label.sample_id)
         if outcome in (LabelOutcome.UNKNOWN, LabelOutcome.EXPIRED):
             error = f"label for {outcome.value} query {label.sample_id!r}"
             self._dead_letter(env, f"label_{outcome.value}", error, "label")

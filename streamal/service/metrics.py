@@ -17,12 +17,15 @@ Examples
 
 from __future__ import annotations
 
+import math
 import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-__all__ = ["LEARNER_EVENTS", "Metrics"]
+__all__ = ["ESTIMATES", "LEARNER_EVENTS", "Metrics"]
 
 #: The learner's counters mirrored by ``streamal_learner_events{event=...}``.
 LEARNER_EVENTS = ("seen", "queried", "applied", "duplicate", "unknown", "expired", "evicted")
@@ -31,6 +34,32 @@ _SCORE_BUCKETS = tuple(i / 10 for i in range(1, 11))
 # One batch takes about a millisecond per hundred samples for linear models and up to
 # seconds for large ensembles.
 _BATCH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Annotators answer in seconds (a person at a screen) to days (a lab test, a chargeback).
+_DELAY_BUCKETS = (
+    1.0,
+    5.0,
+    15.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    1800.0,
+    3600.0,
+    3 * 3600.0,
+    6 * 3600.0,
+    12 * 3600.0,
+    86400.0,
+    2 * 86400.0,
+    4 * 86400.0,
+    7 * 86400.0,
+)
+#: Accuracy estimates exported by ``streamal_accuracy_ratio{estimate=...}``.
+ESTIMATES = ("queried", "audit", "ipw")
+#: Samples covered (at least) by ``streamal_budget_realized_window_ratio``.
+RATE_WINDOW = 1000
+# Query times kept to measure label delays (the oldest are forgotten first).
+_MAX_TRACKED = 100_000
+TopicPartition = tuple[str, int]
 # A checkpoint pickles the model and the pending store: milliseconds to tens of seconds.
 _CHECKPOINT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -97,6 +126,43 @@ class Metrics:
         )
         self.broker_up = gauge("broker_up", "1 if the broker answered the last probe.")
         self.build = Info("streamal_build", "Version and configuration.", registry=registry)
+        self.lag = gauge(
+            "consumer_lag", "Messages in the partition not yet consumed.", "topic", "partition"
+        )
+        self.realized_window = gauge(
+            "budget_realized_window_ratio",
+            f"Labels bought per sample over (at least) the last {RATE_WINDOW} samples.",
+        )
+        self.audit_share = gauge("budget_audit_ratio", "Share of the budget for the audit slice.")
+        self.refused = counter(
+            "budget_refused_total", "Queries the manager wanted but a hard cap refused."
+        )
+        self.expired = counter(
+            "expired_queries_total", "Queries closed without a label, by reason.", "reason"
+        )
+        self.updates = counter("model_updates_total", "Labels the model learned from.")
+        self.accuracy = gauge(
+            "accuracy_ratio",
+            "Prequential accuracy over the last 1000 labels of each kind: queried (biased), "
+            "audit (unbiased), ipw (inverse-propensity weighted).",
+            "estimate",
+        )
+        self.accuracy_labels = gauge(
+            "accuracy_labels", "Labels behind each accuracy estimate, since the start.", "estimate"
+        )
+        self.label_delay = Histogram(
+            "streamal_label_delay_seconds",
+            "Wall time from a query's decision to its (applied) label.",
+            buckets=_DELAY_BUCKETS,
+            registry=registry,
+        )
+        for reason in ("ttl", "evicted"):
+            self.expired.labels(reason)
+        self._asked: OrderedDict[str, float] = OrderedDict()
+        self._history: deque[tuple[int, int]] = deque()
+        self._last: dict[str, int] | None = None
+        self._lag_source: Any = None
+        self._positions: Callable[[], Mapping[TopicPartition, int]] | None = None
 
     def _counter(self, name: str, doc: str, *labels: str) -> Counter:
         return Counter(f"streamal_{name}", doc, labels, registry=self.registry)
@@ -113,14 +179,23 @@ class Metrics:
         if predicted:
             self.predictions.inc()
 
-    def query(self, strategy: str, purpose: str) -> None:
-        """A query was issued."""
+    def query(self, strategy: str, purpose: str, sample_id: str | None = None) -> None:
+        """A query was issued (its time is kept to measure the label delay)."""
         self.queries.labels(strategy, purpose).inc()
+        if sample_id is not None:
+            asked = self._asked
+            asked[sample_id] = time.time()
+            if len(asked) > _MAX_TRACKED:
+                asked.popitem(last=False)
 
-    def label(self, outcome: str) -> None:
+    def label(self, outcome: str, sample_id: str | None = None) -> None:
         """A label was received and handed to the learner."""
         self.messages.labels("label").inc()
         self.labels.labels(outcome).inc()
+        if sample_id is not None:
+            asked = self._asked.pop(sample_id, None)
+            if asked is not None and outcome == "applied":
+                self.label_delay.observe(max(0.0, time.time() - asked))
 
     def dead_letter(self, reason: str, kind: str) -> None:
         """A message of ``kind`` (``sample`` or ``label``) went to dead letters."""
@@ -131,9 +206,24 @@ class Metrics:
 
     # -- per batch -----------------------------------------------------------------
     def batch(self, seconds: float, learner: Any) -> None:
-        """A batch was processed; refresh the learner's gauges."""
+        """A batch was processed; refresh the learner's gauges and the consumer lag."""
         self.batch_seconds.observe(seconds)
         self.observe_learner(learner)
+        self.observe_lag()
+
+    def track_lag(self, source: Any, positions: Callable[[], Mapping[TopicPartition, int]]) -> None:
+        """Export the lag of ``positions()`` (next offsets) behind ``source.highwater``."""
+        self._lag_source, self._positions = source, positions
+
+    def observe_lag(self) -> None:
+        """Refresh ``streamal_consumer_lag`` (needs :meth:`track_lag` and a highwater)."""
+        highwater = getattr(self._lag_source, "highwater", None)
+        if highwater is None or self._positions is None:
+            return
+        for (topic, partition), position in list(self._positions().items()):
+            end = highwater((topic, partition))
+            if end is not None:
+                self.lag.labels(topic, str(partition)).set(max(0, end - position))
 
     def observe_learner(self, learner: Any) -> None:
         """Copy the learner's state into the gauges (window learners included)."""
@@ -147,6 +237,45 @@ class Metrics:
         self.model_version.set(learner.model_version)
         for event in LEARNER_EVENTS:
             self.learner_events.labels(event).set(getattr(stats, event))
+        self._observe_rate(stats.seen, stats.queried)
+        core = getattr(learner, "learner", learner)  # window mode wraps the learner
+        self._observe_counts(stats, learner.model_version, budget)
+        self.audit_share.set(getattr(core, "audit", 0.0))
+        evaluation = getattr(core, "evaluation", None)
+        if evaluation is not None:
+            for name in ESTIMATES:
+                mean = getattr(evaluation, name)
+                value = mean.window_mean
+                self.accuracy.labels(name).set(math.nan if value is None else value)
+                self.accuracy_labels.labels(name).set(mean.count)
+
+    def _observe_rate(self, seen: int, queried: int) -> None:
+        history = self._history
+        if history and seen < history[-1][0]:  # a restored snapshot: start over
+            history.clear()
+        history.append((seen, queried))
+        while len(history) > 2 and seen - history[1][0] >= RATE_WINDOW:
+            history.popleft()
+        first_seen, first_queried = history[0]
+        if seen > first_seen:
+            self.realized_window.set((queried - first_queried) / (seen - first_seen))
+
+    def _observe_counts(self, stats: Any, version: int, budget: Any) -> None:
+        # Counters advance by what the learner did since the last look; the first look
+        # (after a restore) only sets the baseline.
+        now = {
+            "ttl": getattr(stats, "expired_queries", 0),
+            "evicted": stats.evicted,
+            "updates": version,
+            "refused": getattr(budget, "refused", 0),
+        }
+        last, self._last = self._last, now
+        if last is None:
+            return
+        for reason in ("ttl", "evicted"):
+            self.expired.labels(reason).inc(max(0, now[reason] - last[reason]))
+        self.updates.inc(max(0, now["updates"] - last["updates"]))
+        self.refused.inc(max(0, now["refused"] - last["refused"]))
 
     # -- lifecycle -----------------------------------------------------------------
     def checkpoint(self, seconds: float) -> None:

@@ -216,6 +216,11 @@ class KafkaSource:
             with map_kafka_errors("seek failed"):
                 self._consumer.seek_to_beginning(*parts)
 
+    def highwater(self, tp: TopicPartition) -> int | None:
+        """The partition's end offset as of the last fetch (``None`` before one)."""
+        end: int | None = self._consumer.highwater(_tp(tp))
+        return end
+
     def assignment(self) -> set[TopicPartition]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
