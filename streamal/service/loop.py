@@ -1,25 +1,13 @@
 """The live loop: consume samples and labels, decide, query, learn, checkpoint.
 
-One loop polls the samples and labels topics together in bounded batches (neither can
-starve the other for longer than one batch) and hands each message to the same
-:class:`~streamal.learner.ActiveLearner` that replay uses.
-
-The checkpoint, in this order (``docs/service.md`` explains why):
-
-1. **flush** the sink: every prediction and dead letter for the messages processed so
-   far, and the queries published at the previous checkpoint, are delivered;
-2. **save a snapshot** atomically: the learner, the next offset of every partition, and
-   the *outbox* of queries decided since the previous checkpoint;
-3. **publish the outbox** (the snapshot holds it, so a crash now re-publishes it after
-   the restart, with the same ids);
-4. **commit** the offsets to the consumer group.
-
-It runs every ``commit_every`` messages or ``commit_interval`` seconds, when the group
-revokes partitions, and on a graceful stop; never after a failure. A restart loads the
-newest snapshot and continues from its offsets (they win over the group's). Because a
-query is published only once the decision behind it is durable, no query ever leaves
-the service for a decision a crash could undo, so the budget on the queries topic is
-the budget the learner accounts for.
+One loop polls the samples and labels topics together in bounded batches and hands each
+message to the same :class:`~streamal.learner.ActiveLearner` that replay uses. The
+checkpoint (:meth:`Service.checkpoint`) runs in this order: **flush** the sink, **save a
+snapshot** (learner, offsets, and the *outbox* of queries decided since the last one),
+**publish the outbox**, **commit** the offsets; every ``commit_every`` messages or
+``commit_interval`` seconds, on revoke and on a graceful stop, never after a failure.
+A query is published only once the decision behind it is durable, so a crash can never
+leave a query out for a decision it undoes. ``docs/service.md`` explains the promise.
 """
 
 from __future__ import annotations
@@ -27,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -38,38 +25,12 @@ from streamal.service.handlers import MessageHandler, Topics
 from streamal.service.health import BrokerWatch
 from streamal.service.metrics import Metrics
 from streamal.service.offsets import Offsets
+from streamal.service.policy import LoopPolicy
 from streamal.transports.base import Envelope, Sink, Source, TopicPartition
 
 __all__ = ["LoopPolicy", "Service", "Topics"]
 
 log = logging.getLogger("streamal.service")
-
-
-@dataclass(frozen=True)
-class LoopPolicy:
-    """Batching, checkpoint and failure timings of the loop (all times in seconds).
-
-    ``max_batch`` bounds one poll, so labels wait for at most one batch of samples and a
-    revoke waits for at most one batch. ``poll_timeout`` bounds how late a ``stop()`` is
-    noticed. ``commit_every``/``commit_interval`` bound the work redone after a crash
-    and how long a query waits before it is published. ``broker_timeout`` is how long
-    the broker may be unreachable before the service exits non-zero (so that an
-    orchestrator restarts it); ``health_interval`` is how often it is probed when idle.
-    ``flush_timeout`` bounds each flush, including the one on a graceful stop.
-    A loop turn longer than ``stall_timeout`` marks the process unhealthy.
-    Dead letters larger than ``dead_letter_max_bytes`` are cut (below Kafka's default
-    1 MB message limit).
-    """
-
-    max_batch: int = 500
-    poll_timeout: float = 0.5
-    commit_every: int = 1000
-    commit_interval: float = 5.0
-    broker_timeout: float = 60.0
-    health_interval: float = 5.0
-    flush_timeout: float = 10.0
-    stall_timeout: float = 120.0
-    dead_letter_max_bytes: int = 900_000
 
 
 class Service:
