@@ -232,8 +232,9 @@ class ActiveLearner:
             # The draw came first and the guards depend only on the past, so the choice
             # never looks at this sample. Where the guards say no, the manager could not
             # have spent either, so its decisions are unchanged.
-            budget.decide(score, now, len(self.pending), allowed=False)
-            queried = budget.spend_extra()
+            waiting = len(self.pending)
+            budget.decide(score, now, waiting, allowed=False)
+            queried = budget.spend_extra(now, waiting)
             propensity = audit * budget.rate
             if queried:
                 purpose = "audit"

@@ -57,8 +57,6 @@ class BudgetManager(base.Base):  # type: ignore[misc]
         self.last_probability: float | None = None
         #: Whether the guards left a label to spend on the last arrival.
         self.last_allowed = True
-        #: Whether the manager's own rule wanted the last arrival's label (spent or not).
-        self.last_wanted = False
 
     @property
     def seen(self) -> int:
@@ -110,19 +108,19 @@ class BudgetManager(base.Base):  # type: ignore[misc]
         """
         self._seen += 1
         allowed = self.last_allowed = allowed and self.budget_left()
-        wanted = self.last_wanted = self._wants(score, allowed, ts, pending)
-        if wanted and allowed:
+        if self._wants(score, allowed, ts, pending) and allowed:
             self._spent += 1
             self._recent.append(self._seen)
             return True
         return False
 
-    def spend_extra(self) -> bool:
+    def spend_extra(self, ts: float | None = None, pending: int = 0) -> bool:
         """Spend one label on the arrival just decided, outside the manager's own rule.
 
         For queries chosen by someone else (the learner's audit slice): the label is
         counted like the manager's own, so the guards (and with them the rate promise)
-        hold for the sum. ``False`` if the guards leave no label for this arrival.
+        hold for the sum; ``ts`` and ``pending`` are the arrival's, as for :meth:`decide`
+        (hard caps check them). ``False`` if no label may be spent on this arrival.
         """
         if not self.budget_left():
             return False

@@ -63,7 +63,8 @@ class Wrapper(BudgetManager):
         """The inner manager."""
         return self._inner
 
-    #: Arrivals whose label the inner manager wanted while the wrapper's gate was closed.
+    #: Arrivals on which the wrapper's gate (a hard cap) closed while the budget guards
+    #: left a label: chances to query that the cap took away.
     refused: int = 0
 
     def decide(
@@ -74,7 +75,7 @@ class Wrapper(BudgetManager):
         gate = left and self._gate(ts, pending)
         inner = self._inner
         query = inner.decide(score, ts, pending, allowed=gate)
-        if left and not gate and inner.last_wanted:
+        if left and not gate:
             self.refused += 1
         self.last_allowed = inner.last_allowed
         self.last_probability = inner.last_probability
@@ -87,6 +88,13 @@ class Wrapper(BudgetManager):
             self._recent.append(self._seen)
         self._spend(query, ts)
         return query
+
+    def spend_extra(self, ts: float | None = None, pending: int = 0) -> bool:
+        # The cap binds labels bought outside the inner manager's rule too.
+        if not self._gate(ts, pending) or not super().spend_extra(ts, pending):
+            return False
+        self._spend(True, ts)
+        return True
 
     def on_label(self, correct: bool) -> None:
         self._inner.on_label(correct)

@@ -151,7 +151,7 @@ def serve_command(
     from streamal.service.http import HttpServer
 
     settings = load_settings(config, overrides(set_, bootstrap_servers, checkpoint_dir, http_port))
-    _logging(settings.service.log_level)
+    _logging(settings.service.log_level, settings.service.log_format)
     registry = CollectorRegistry()
     try:
         service = build_service(settings, registry)
@@ -197,10 +197,10 @@ def serve_command(
             http.stop()
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _logging(level: str, fmt: str = "text") -> None:
+    from streamal.service.logs import configure_logging
+
+    configure_logging(level, fmt)
     # kafka-python logs every failed reconnect at ERROR; the service reports outages itself.
     quiet = logging.WARNING if level.upper() == "DEBUG" else logging.CRITICAL
     logging.getLogger("kafka").setLevel(quiet)

@@ -135,7 +135,8 @@ class Metrics:
         )
         self.audit_share = gauge("budget_audit_ratio", "Share of the budget for the audit slice.")
         self.refused = counter(
-            "budget_refused_total", "Queries the manager wanted but a hard cap refused."
+            "budget_refused_total",
+            "Arrivals a hard cap closed to queries while the budget left a label.",
         )
         self.expired = counter(
             "expired_queries_total", "Queries closed without a label, by reason.", "reason"
