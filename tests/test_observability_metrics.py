@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import signal
 import subprocess
@@ -343,4 +342,3 @@ def test_scrape_a_live_service_through_the_broker(
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert lines and all({"ts", "level", "logger", "message"} <= set(e) for e in lines)
     assert not any("sample_id" in e for e in lines)  # no per-sample warning in this run
-    assert os.environ.get("STREAMAL_SERVICE__LOG_FORMAT") is None
