@@ -159,6 +159,9 @@ class Metrics:
         )
         for reason in ("ttl", "evicted"):
             self.expired.labels(reason)
+        # Present from the start, so that "no label applied" is a 0, not a missing series.
+        for outcome in ("applied", "duplicate", "unknown", "expired"):
+            self.labels.labels(outcome)
         self._asked: OrderedDict[str, float] = OrderedDict()
         self._history: deque[tuple[int, int]] = deque()
         self._last: dict[str, int] | None = None

@@ -217,8 +217,12 @@ class KafkaSource:
                 self._consumer.seek_to_beginning(*parts)
 
     def highwater(self, tp: TopicPartition) -> int | None:
-        """The partition's end offset as of the last fetch (``None`` before one)."""
-        end: int | None = self._consumer.highwater(_tp(tp))
+        """The partition's end offset as of the last fetch (``None`` before one, or when
+        the partition is not assigned to this consumer)."""
+        try:
+            end: int | None = self._consumer.highwater(_tp(tp))
+        except kafka_errors.IllegalStateError:
+            return None
         return end
 
     def assignment(self) -> set[TopicPartition]:
