@@ -8,6 +8,8 @@ from river import base
 
 __all__ = ["Strategy", "normalize"]
 
+_INF = float("inf")
+
 
 class Strategy(base.Base):  # type: ignore[misc]
     """Scores how informative an arrival is, in ``[0, 1]`` (higher = more informative).
@@ -54,7 +56,7 @@ def normalize(proba: dict[Any, float]) -> list[float]:
     >>> normalize({})
     []
     """
-    values = [v if v > 0.0 and v != float("inf") else 0.0 for v in proba.values()]
+    values = [v if 0.0 < v < _INF else 0.0 for v in proba.values()]
     total = sum(values)
     if total <= 0.0:
         return [1.0 / len(values)] * len(values) if values else []

@@ -19,28 +19,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from streamal.strategies.base import Strategy
+from streamal.strategies.base import Strategy, normalize
 
 __all__ = ["Entropy", "LeastConfidence", "Margin"]
 
 _INF = math.inf
 #: ``log C`` for small class counts (computed once; the same values ``math.log`` gives).
 _LOG = [0.0, 0.0] + [math.log(c) for c in range(2, 64)]
-
-
-def _posterior(proba: dict[Any, float]) -> list[float]:
-    """:func:`~streamal.strategies.base.normalize`, inlined for the per-sample hot path.
-
-    Same operations in the same order, so the same floats: negative, NaN and infinite
-    values count 0, and the values are divided by their sum unless it is exactly 1.
-    """
-    values = [v if 0.0 < v < _INF else 0.0 for v in proba.values()]
-    total = sum(values)
-    if total <= 0.0:
-        return [1.0 / len(values)] * len(values) if values else []
-    if total == 1.0:
-        return values
-    return [v / total for v in values]
 
 
 class LeastConfidence(Strategy):
@@ -61,7 +46,7 @@ class LeastConfidence(Strategy):
     """
 
     def score(self, x: dict[str, Any], proba: dict[Any, float], model: Any = None) -> float:
-        p = _posterior(proba)
+        p = normalize(proba)
         c = len(p)
         if c < 2:
             return 1.0 if c == 0 else 0.0
@@ -81,7 +66,7 @@ class Margin(Strategy):
     """
 
     def score(self, x: dict[str, Any], proba: dict[Any, float], model: Any = None) -> float:
-        p = _posterior(proba)
+        p = normalize(proba)
         if len(p) < 2:
             return 0.0 if p else 1.0
         first = second = 0.0
@@ -122,7 +107,7 @@ class Entropy(Strategy):
             if b > 0.0:
                 h += b * log(b)
             return min(1.0, max(0.0, -h / _LOG[2]))
-        p = _posterior(proba)
+        p = normalize(proba)
         c = len(p)
         if c < 2:
             return 1.0 if c == 0 else 0.0
