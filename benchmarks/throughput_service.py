@@ -79,7 +79,10 @@ def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
     producer.close()
 
 
-def _bare(bootstrap: str, topic: str, n: int, warm: list[Sample]) -> float:
+def _bare_setup(
+    bootstrap: str, topic: str, warm: list[Sample], extra: dict[str, Any] | None = None
+) -> tuple[Any, Any]:
+    """The bare loop's warmed model and its consumer (a fresh group on ``topic``)."""
     from kafka import KafkaConsumer
 
     model = build_model("logreg", SEED)
@@ -92,7 +95,13 @@ def _bare(bootstrap: str, topic: str, n: int, warm: list[Sample]) -> float:
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         **CONSUMER,
+        **(extra or {}),
     )
+    return model, consumer
+
+
+def _bare(bootstrap: str, topic: str, n: int, warm: list[Sample]) -> float:
+    model, consumer = _bare_setup(bootstrap, topic, warm)
     count, first = 0, 0.0
     predict, loads = model.predict_proba_one, json.loads
     try:
@@ -238,20 +247,7 @@ def _bare_latency(
     warm: list[Sample],
     extra: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    from kafka import KafkaConsumer
-
-    model = build_model("logreg", SEED)
-    for s in warm:
-        model.learn_one(s.x, s.y)
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=_unique("bare"),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        **CONSUMER,
-        **(extra or {}),
-    )
+    model, consumer = _bare_setup(bootstrap, topic, warm, extra)
     lat: list[float] = []
 
     def loop() -> None:
