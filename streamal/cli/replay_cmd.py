@@ -33,7 +33,7 @@ SOURCE is a .jsonl file of samples with their y, a .csv file (target column: --t
 default the last), river:NAME (Phishing, Bananas, ImageSegments) or synth:NAME[:k=v,...]
 (Agrawal, SEA, Hyperplane, RandomRBFDrift). See `streamal datasets`.
 
-Each --compare entry is STRATEGY[/BUDGET] or a baseline, `random` or `full`; all runs
+Each --compare entry is STRATEGY\\[/BUDGET] or a baseline, `random` or `full`; all runs
 share the stream, model, rate, delay and seed.
 """
 
@@ -101,7 +101,7 @@ def replay_command(
                                               "of random samples (unbiased accuracy).")]
     = 0.0,
     compare: Annotated[str, typer.Option(help="Comma-separated runs to compare: "
-                                              "STRATEGY[/BUDGET], random, full.")] = "",
+                                              "STRATEGY\\[/BUDGET], random, full.")] = "",
     report: Annotated[str | None, typer.Option(help="Write curve.csv, summary.json and "
                                                     "accuracy_vs_labels.png here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
