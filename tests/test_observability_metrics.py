@@ -237,43 +237,37 @@ def test_scrape_a_live_service_through_the_broker(
         SERVICE__LOG_FORMAT="json",
     )
     cli = [sys.executable, "-c", "from streamal.cli.app import main; main()"]
-    log = tmp_path / "serve.log"
-    with log.open("w") as err:
-        processes.append(
-            subprocess.Popen(
-                [*cli, "serve", "--checkpoint-dir", str(tmp_path / "state"), "--http-port", "0"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        )
-    port = _wait(lambda: re.search(r"on http://[0-9.]+:(\d+)", log.read_text()), 30, "port")[1]
-
-    def scrape() -> Scrape:
-        url = f"http://127.0.0.1:{port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return parse(reply.read().decode())
-
+    # The oracle first: its group joins (~3 s) while the service starts and joins its own.
+    oracle_group = kafka_broker.unique("oracle")
+    oracle = [*cli, "oracle", stream, "--seed", "1", "--delay", "0.3s", "--timeout", "60"]
     processes.append(
         subprocess.Popen(
-            [
-                *cli,
-                "oracle",
-                stream,
-                "--seed",
-                "1",
-                "--delay",
-                "0.3s",
-                "--timeout",
-                "50",
-                "--group",
-                kafka_broker.unique("oracle"),
-            ],
+            [*oracle, "--group", oracle_group],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
     )
+    log = tmp_path / "serve.log"
+    with log.open("w") as err:
+        serve = subprocess.Popen(
+            [*cli, "serve", "--checkpoint-dir", str(tmp_path / "state"), "--http-port", "0"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    processes.append(serve)
+    port = _wait(lambda: re.search(r"on http://[0-9.]+:(\d+)", log.read_text()), 30, "port")[1]
+
+    def scrape() -> Scrape:
+        url = f"http://127.0.0.1:{port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                return parse(reply.read().decode())
+        except OSError as error:
+            tail = log.read_text()[-3000:]
+            raise AssertionError(f"scrape failed ({error}); serve log:\n{tail}") from None
+
     kafka_broker.send(samples, [b"{not json"])
     kafka_broker.send(labels, [encode(Label(sample_id="ghost", y=1))])
     # The group has joined once the poison message is consumed: now pace the stream.
@@ -337,8 +331,8 @@ def test_scrape_a_live_service_through_the_broker(
     missing = referenced_metrics() - _series_names(m)
     assert not missing, f"dashboard/alerts reference metrics the service lacks: {missing}"
 
-    processes[0].send_signal(signal.SIGTERM)
-    assert processes[0].wait(30) == 0
+    serve.send_signal(signal.SIGTERM)
+    assert serve.wait(30) == 0
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert lines and all({"ts", "level", "logger", "message"} <= set(e) for e in lines)
     assert not any("sample_id" in e for e in lines)  # no per-sample warning in this run
