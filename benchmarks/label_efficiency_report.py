@@ -273,7 +273,9 @@ def write_report(rows: list[dict[str, Any]], out: Path, plots: bool = True) -> d
     candidates = [r for r in rank if r["both_families"] and not r["baseline"]] or rank
     best = candidates[0]
     rec = (best["strategy"], best["budget"])
-    shown = [rec] + ([CURRENT] if CURRENT != rec else [])
+    # The recommended pair, the current default and the runner-up, in the tables and plots.
+    runner_ups = [(r["strategy"], r["budget"]) for r in candidates[1:3]]
+    shown = list(dict.fromkeys([rec, CURRENT, *runner_ups]))[:3]
     top = [(r["strategy"], r["budget"]) for r in candidates[:8]]
     md = [
         "## Ranking (mean share of the random→full gap closed)",
