@@ -64,7 +64,7 @@ UNCERTAINTY = ("least_confidence", "margin", "entropy")
 SPATIAL = ("density", "pal")
 SPATIAL_MANAGERS = ("variable_threshold",)
 BASELINES = (("random", "random"), ("random", "periodic"), ("random", "full"))
-FAMILIES = ("linear", "tree")
+FAMILIES = ("linear", "tree")  # "forest" (ARF, ~10x the cost) on request: --families
 KEY = ("stream", "limit", "family", "strategy", "budget", "rate", "delay", "seed")
 
 
@@ -118,8 +118,9 @@ def pairs(family: str, grid: Grid, delay: int = 0) -> list[tuple[str, str]]:
 
 
 def model_spec(family: str, classes: int) -> str:
-    if family == "tree":
-        return "hoeffding"
+    """The model of a family: ``linear``, ``tree`` or ``forest`` (ARF, the default model)."""
+    if family in ("tree", "forest"):
+        return "hoeffding" if family == "tree" else "arf"
     return "logreg" if classes <= 2 else "softmax"
 
 
@@ -267,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         "(default: docs/img/benchmarks for --full, benchmarks/results/... for --quick)",
     )
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--families", help="comma-separated: linear, tree, forest (ARF)")
+    parser.add_argument("--pairs", help="comma-separated STRATEGY/BUDGET pairs (default: all)")
+    parser.add_argument("--rates", help="comma-separated label rates")
+    parser.add_argument("--delays", help="comma-separated label delays, in samples")
     args = parser.parse_args(argv)
     if args.quick:
         grid = Grid(
@@ -284,6 +289,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.streams:
         names = [s.strip() for s in args.streams.split(",")]
         grid = replace(grid, streams={k: v for k, v in grid.streams.items() if k in names})
+    if args.families:
+        grid = replace(grid, families=tuple(f.strip() for f in args.families.split(",")))
+    if args.pairs:
+        chosen = [tuple(p.strip().split("/", 1)) for p in args.pairs.split(",")]
+        grid = replace(grid, pairs=tuple((a, b) for a, b in chosen))
+    if args.rates:
+        grid = replace(grid, rates=tuple(float(r) for r in args.rates.split(",")))
+    if args.delays:
+        grid = replace(grid, delays=tuple(int(d) for d in args.delays.split(",")))
     cache = ResultCache(
         args.cache or ROOT / "benchmarks" / "results" / f"label_efficiency_{tag}.jsonl", KEY
     )
