@@ -227,6 +227,22 @@ def _paced(bootstrap: str, topic: str, values: list[bytes], n: int, rate: float)
     )
 
 
+def _feed(
+    assigned: Callable[[], Any],
+    bootstrap: str,
+    topic: str,
+    values: list[bytes],
+    n: int,
+    rate: float,
+) -> None:
+    """Once the consumer has its partitions, append ``n`` samples at ``rate`` per second."""
+    deadline = time.monotonic() + 30
+    while not assigned() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the first fetch after the join
+    _paced(bootstrap, topic, values, n, rate)
+
+
 def _summary(lat: list[float], rate: float) -> dict[str, float]:
     lat = sorted(lat)
     return {
@@ -259,11 +275,7 @@ def _bare_latency(
 
     runner = threading.Thread(target=loop, daemon=True)
     runner.start()
-    deadline = time.monotonic() + 30
-    while not consumer.assignment() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # the first fetch after the join
-    _paced(bootstrap, topic, values, n, rate)
+    _feed(consumer.assignment, bootstrap, topic, values, n, rate)
     runner.join(timeout=60)
     consumer.close(autocommit=False)
     return _summary(lat, rate)
@@ -285,11 +297,7 @@ def _latency(
         checkpoints = _checkpoint_times(svc)
         runner = threading.Thread(target=svc.run, kwargs={"count": n}, daemon=True)
         runner.start()
-        deadline = time.monotonic() + 30
-        while not svc.source.assignment() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # the first fetch after the join
-        _paced(bootstrap, topics["samples"], values, n, rate)
+        _feed(svc.source.assignment, bootstrap, topics["samples"], values, n, rate)
         runner.join(timeout=60)
         svc.close()
     return _summary(lat, rate) | {"checkpoint": _checkpoint_summary(checkpoints)}
