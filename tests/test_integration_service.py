@@ -217,7 +217,16 @@ def _check_promise(snap: Snapshot, broker: Any, topics: dict[str, str], n: int, 
 def _drain(serve: Serve, oracle: Oracle, n: int, timeout: float = 60) -> None:
     """Wait until every sample was seen, then stop the oracle and let its last labels in."""
     seen = partial(serve.metric, "streamal_learner_events", event="seen")
-    _wait(lambda: seen() == n and time.monotonic() - oracle.last_answer > 1.5, timeout, "seen")
+    queried = partial(serve.metric, "streamal_learner_events", event="queried")
+    # Queries leave the service at its next checkpoint (the outbox), so wait until the
+    # oracle has answered every query decided so far, not only until every sample is seen.
+    _wait(
+        lambda: seen() == n
+        and len(oracle.answered) >= queried()
+        and time.monotonic() - oracle.last_answer > 1.5,
+        timeout,
+        "seen",
+    )
     oracle.done.set()
     oracle.join(10)
     applied = partial(serve.metric, "streamal_learner_events", event="applied")
