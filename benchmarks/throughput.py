@@ -21,9 +21,10 @@ on the same in-memory data, so that load from other processes hits both alike):
 ``service``  end-to-end samples/s through a real broker (tansu) against a bare
              kafka-python consume + ``json.loads`` + predict loop on the same topic, and
              latency from a sample's append to its decision (see ``throughput_service.py``).
-``memory``   resident memory every 50,000 samples of a 1,000,000-sample replay (logistic
-             regression, default strategy and budget, labels after 0-2,000 samples, queries
-             expire after 1,000): growth after warm-up, and the largest pending store.
+``memory``   resident memory and time per sample every 50,000 samples of a
+             1,000,000-sample replay (logistic regression, default strategy and budget,
+             labels after 0-2,000 samples, queries expire after 1,000): growth of both after
+             warm-up, and the largest pending store.
 
 Usage::
 
@@ -171,10 +172,11 @@ def memory(n: int, every: int = 50_000, warmup: int = 200_000) -> dict[str, Any]
     oracle = SimulatedOracle("uniform:0:2000", seed=SEED)
     source = open_source(f"synth:Agrawal:n={n}", seed=SEED)
     points, max_pending = [], 0
-    start = time.perf_counter()
+    start = chunk_start = time.perf_counter()
     for progress in iter_replay(source, learner, oracle, step=every // 10):
         max_pending = max(max_pending, len(learner.pending))
         if progress.samples % every == 0:
+            chunk_us = 1e6 * (time.perf_counter() - chunk_start) / every
             gc.collect()
             points.append(
                 {
@@ -182,10 +184,13 @@ def memory(n: int, every: int = 50_000, warmup: int = 200_000) -> dict[str, Any]
                     "rss_mib": rss_bytes() / 2**20,
                     "pending": len(learner.pending),
                     "oracle_queue": len(oracle),
+                    "us_per_sample": chunk_us,
                 }
             )
-    base = next(p["rss_mib"] for p in points if p["samples"] >= min(warmup, n))
-    later = [p["rss_mib"] for p in points if p["samples"] >= min(warmup, n)]
+            chunk_start = time.perf_counter()
+    after = [p for p in points if p["samples"] >= min(warmup, n)]
+    base = after[0]["rss_mib"]
+    later = [p["rss_mib"] for p in after]
     return {
         "samples": n,
         "seconds": time.perf_counter() - start,
@@ -193,6 +198,10 @@ def memory(n: int, every: int = 50_000, warmup: int = 200_000) -> dict[str, Any]
         "rss_at_warmup_mib": base,
         "rss_max_after_warmup_mib": max(later),
         "growth_after_warmup": max(later) / base - 1.0,
+        # time per sample must stay flat too (no structure that slows as it fills)
+        "slowdown_after_warmup": max(p["us_per_sample"] for p in after)
+        / after[0]["us_per_sample"]
+        - 1.0,
         "max_pending": max_pending,
         "stats": {
             "queried": learner.stats.queried,

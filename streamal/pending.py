@@ -11,13 +11,17 @@ process between snapshots).
 from __future__ import annotations
 
 import heapq
+import math
 import pickle
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 __all__ = ["MemoryPendingStore", "PendingEntry", "PendingStore", "SQLitePendingStore"]
+
+_INF = math.inf
 
 
 @dataclass(slots=True)
@@ -33,7 +37,6 @@ class PendingEntry:
     model_version: int = 0
     purpose: str = "learn"
     propensity: float | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class PendingStore(Protocol):
@@ -67,7 +70,8 @@ class PendingStore(Protocol):
 class MemoryPendingStore:
     """In-memory pending store, bounded to ``max_size`` entries (oldest evicted first).
 
-    Entries live in a dict in query order; deadlines in a heap, so expiry and
+    Entries live in an ``OrderedDict`` in query order (evicting the oldest is
+    ``O(1)``); deadlines in a heap, so expiry and
     :meth:`next_deadline` cost ``O(log n)`` per entry whatever the mix of TTLs (popped
     entries leave stale heap items that are skipped, and the heap is rebuilt when they
     outnumber the live ones).
@@ -87,25 +91,33 @@ class MemoryPendingStore:
 
     def __init__(self, max_size: int = 100_000) -> None:
         self.max_size = max_size
-        self._entries: dict[str, PendingEntry] = {}
+        self._entries: OrderedDict[str, PendingEntry] = OrderedDict()
         self._heap: list[tuple[float, int, str]] = []
         self._seq = 0
         self._live: dict[str, int] = {}
 
     def put(self, entry: PendingEntry) -> PendingEntry | None:
-        entries = self._entries
-        self.pop(entry.sample_id)
+        entries, live = self._entries, self._live
+        sample_id = entry.sample_id
+        if sample_id in entries:
+            del entries[sample_id]
         evicted = None
         if len(entries) >= self.max_size:
-            evicted = self.pop(next(iter(entries)))
-        entries[entry.sample_id] = entry
-        self._seq += 1
-        self._live[entry.sample_id] = self._seq
-        if entry.expires_at != float("inf"):
-            heapq.heappush(self._heap, (entry.expires_at, self._seq, entry.sample_id))
+            evicted = entries.popitem(last=False)[1]
+            del live[evicted.sample_id]
+        entries[sample_id] = entry
+        seq = self._seq = self._seq + 1
+        live[sample_id] = seq
+        if entry.expires_at != _INF:
+            heapq.heappush(self._heap, (entry.expires_at, seq, sample_id))
             if len(self._heap) > 2 * len(entries) + 64:
                 self._rebuild()
         return evicted
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Stores pickled before the OrderedDict kept their entries in a plain dict.
+        state["_entries"] = OrderedDict(state["_entries"])
+        self.__dict__.update(state)
 
     def _rebuild(self) -> None:
         live = self._live

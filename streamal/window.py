@@ -16,6 +16,7 @@ consecutive arrivals see at most ``rate · (1000 + window)`` labels, and at most
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
@@ -122,7 +123,12 @@ class WindowLearner:
         self._opened_at: float | None = None
         self._carry = 0.0
         self._queries: list[Decision] = []
-        self._asked: dict[str, np.ndarray] = {}
+        self._asked: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Window learners pickled before the OrderedDict kept a plain dict.
+        state["_asked"] = OrderedDict(state["_asked"])
+        self.__dict__.update(state)
 
     # -- delegation ------------------------------------------------------------------
     @property
@@ -244,7 +250,7 @@ class WindowLearner:
         asked = self._asked
         asked[sample_id] = vector
         if len(asked) > 10 * self.centres:  # labels that never come are forgotten
-            del asked[next(iter(asked))]
+            asked.popitem(last=False)
 
     # -- labels ------------------------------------------------------------------------
     def apply(self, label: Label) -> LabelOutcome:

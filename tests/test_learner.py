@@ -119,3 +119,21 @@ def test_query_message_for_a_decision() -> None:
     q = al.query_for(s, al.process(s))
     assert q.sample_id == "1" and q.strategy == "Entropy" and q.purpose == "learn"
     assert q.x == s.x and 0.0 <= q.score <= 1.0
+
+
+def test_closed_ids_are_forgotten_oldest_first_and_old_pickles_load() -> None:
+    al = learner(rate=1.0, remember=3)
+    al.budget = budgets.FullBudget()
+    ids = [al.process(sample(i)).sample_id for i in range(5)]
+    for sid in ids:
+        assert al.learn(Label(sample_id=sid, y=True))
+    # the first two closed ids are forgotten: their labels are now unknown
+    outcomes = [al.apply(Label(sample_id=sid, y=True)) for sid in ids]
+    assert outcomes[:2] == [LabelOutcome.UNKNOWN] * 2
+    assert outcomes[2:] == [LabelOutcome.DUPLICATE] * 3
+    # a learner pickled when the memory was a plain dict still resumes
+    state = al._closed.__getstate__()
+    al._closed.__setstate__((state[0], dict(state[1])))
+    al.process(sample(9))
+    assert al.learn(Label(sample_id="9", y=True))
+    assert al.apply(Label(sample_id=ids[2], y=True)) is LabelOutcome.UNKNOWN

@@ -81,3 +81,15 @@ def test_sqlite_survives_reopen(tmp_path: Path) -> None:
     store.close()
     again = SQLitePendingStore(path)
     assert len(again) == 1 and again.pop("7") is not None
+
+
+def test_memory_store_pickled_with_a_plain_dict_still_evicts_oldest() -> None:
+    store = MemoryPendingStore(max_size=2)
+    store.put(entry(0))
+    store.put(entry(1))
+    state = dict(store.__dict__, _entries=dict(store._entries))
+    old = MemoryPendingStore.__new__(MemoryPendingStore)
+    old.__setstate__(state)
+    evicted = old.put(entry(2))
+    assert evicted is not None and evicted.sample_id == "0"
+    assert [e.sample_id for e in old] == ["1", "2"]

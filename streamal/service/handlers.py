@@ -27,6 +27,7 @@ Examples
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +93,7 @@ class MessageHandler:
         #: Queries decided since the last checkpoint, in decision order.
         self.outbox: list[Outgoing] = []
         #: Window mode only: the samples of the open window, by id.
-        self.window_samples: dict[str, Sample] = {}
+        self.window_samples: OrderedDict[str, Sample] = OrderedDict()
 
     def handle(self, env: Envelope) -> None:
         """Process one consumed message (messages of other topics are ignored)."""
@@ -138,7 +139,7 @@ class MessageHandler:
                 continue
             self._queue(query_for(chosen, decision))
         while len(recent) > max(1, getattr(learner, "window", 1)):
-            del recent[next(iter(recent))]
+            recent.popitem(last=False)
 
     def _queue(self, query: Query) -> None:
         self.outbox.append((self.topics.queries, query.sample_id.encode(), encode(query)))

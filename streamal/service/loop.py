@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -148,7 +149,9 @@ class Service:
                     "point the checkpoint directory at an empty folder to start a new model"
                 )
             self.handler.learner = snap.learner
-            self.handler.window_samples = {s.id: s for s in snap.extra.get("window", [])}
+            self.handler.window_samples = OrderedDict(
+                (s.id, s) for s in snap.extra.get("window", [])
+            )
             self.offsets = Offsets(snap.offsets, snap.topic_ids)
             for topic, key, value in snap.outbox:
                 self.sink.send(topic, value, key)
