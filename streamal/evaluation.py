@@ -32,6 +32,9 @@ Examples
 from __future__ import annotations
 
 from collections import deque
+from itertools import repeat
+from operator import mul
+from typing import Any
 
 __all__ = ["LabelEvaluation", "RunningMean"]
 
@@ -60,27 +63,41 @@ class RunningMean:
         self.count = 0
         self._total = 0.0
         self._weight = 0.0
-        self._recent: deque[tuple[float, float]] = deque()
-        self._recent_total = 0.0
-        self._recent_weight = 0.0
+        # weight * value and weight of the last ``window`` observations; the window
+        # sums are taken when read (a scrape), not on every observation.
+        self._recent_values: deque[float] = deque(maxlen=window)
+        self._recent_weights: deque[float] = deque(maxlen=window)
 
     def add(self, value: float, weight: float = 1.0) -> None:
         """Add ``value`` with ``weight``."""
-        self.count += 1
-        self._total += weight * value
-        self._weight += weight
-        self._recent.append((weight * value, weight))
-        self._recent_total += weight * value
-        self._recent_weight += weight
-        if len(self._recent) > self.window:
-            old_total, old_weight = self._recent.popleft()
-            self._recent_total -= old_total
-            self._recent_weight -= old_weight
-            if not self._recent:  # pragma: no cover - window >= 1 keeps one item
-                self._recent_total = self._recent_weight = 0.0
-        if self.count % 10_000 == 0:  # bound floating-point drift of the running sums
-            self._recent_total = sum(t for t, _ in self._recent)
-            self._recent_weight = sum(w for _, w in self._recent)
+        self.extend([value], [weight])
+
+    def extend(self, values: list[float], weights: list[float] | None = None) -> None:
+        """Add many ``values`` at once (``weights``: one per value, default 1)."""
+        n = len(values)
+        if weights is None:
+            weighted: list[float] = values
+            self._weight += n
+            self._recent_weights.extend(repeat(1.0, n))
+        else:
+            weighted = list(map(mul, values, weights))
+            self._weight += sum(weights)
+            self._recent_weights.extend(weights)
+        self.count += n
+        self._total += sum(weighted)
+        self._recent_values.extend(weighted)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Means pickled by earlier versions kept (weighted, weight) pairs and running
+        # window sums.
+        if "_recent" in state:
+            pairs = state.pop("_recent")
+            state.pop("_recent_total", None)
+            state.pop("_recent_weight", None)
+            window = state["window"]
+            state["_recent_values"] = deque((t for t, _ in pairs), maxlen=window)
+            state["_recent_weights"] = deque((w for _, w in pairs), maxlen=window)
+        self.__dict__.update(state)
 
     @property
     def mean(self) -> float | None:
@@ -90,7 +107,8 @@ class RunningMean:
     @property
     def window_mean(self) -> float | None:
         """The weighted mean of the last ``window`` observations."""
-        return self._recent_total / self._recent_weight if self._recent_weight > 0 else None
+        weight = sum(self._recent_weights)
+        return sum(self._recent_values) / weight if weight > 0 else None
 
 
 class LabelEvaluation:
@@ -102,24 +120,66 @@ class LabelEvaluation:
         Labels of each kind covered by the windowed estimates.
     """
 
+    #: Applied labels kept raw before they are folded into the means: observing a label
+    #: is one append on the learner's hot path; the means are brought up to date when
+    #: read, or every this many labels.
+    FOLD_EVERY = 1024
+
     def __init__(self, window: int = 1000) -> None:
         self.window = window
-        self.queried = RunningMean(window)
-        self.audit = RunningMean(window)
-        self.ipw = RunningMean(window)
+        self._queried = RunningMean(window)
+        self._audit = RunningMean(window)
+        self._ipw = RunningMean(window)
+        self._raw: list[tuple[str, bool, float | None]] = []
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Evaluations pickled before the raw buffer kept their means public.
+        for name in ("queried", "audit", "ipw"):
+            if name in state:
+                state[f"_{name}"] = state.pop(name)
+        state.setdefault("_raw", [])
+        self.__dict__.update(state)
 
     def observe(self, purpose: str, correct: bool, propensity: float | None) -> None:
         """One applied label: was the prediction made at query time right?
 
         ``propensity`` is the probability with which the sample was queried, if known.
         """
-        hit = 1.0 if correct else 0.0
-        if purpose == "audit":
-            self.audit.add(hit)
+        raw = self._raw
+        raw.append((purpose, correct, propensity))
+        if len(raw) >= self.FOLD_EVERY:
+            self._fold()
+
+    def _fold(self) -> None:
+        raw, self._raw = self._raw, []
+        if not raw:
             return
-        self.queried.add(hit)
-        if propensity is not None and propensity > 0.0:
-            self.ipw.add(hit, 1.0 / propensity)
+        learn = [(correct, p) for purpose, correct, p in raw if purpose != "audit"]
+        if len(learn) < len(raw):
+            self._audit.extend([float(c) for purpose, c, _ in raw if purpose == "audit"])
+        self._queried.extend([float(c) for c, _ in learn])
+        weighted = [(float(c), 1.0 / p) for c, p in learn if p is not None and p > 0.0]
+        if weighted:
+            hits, weights = zip(*weighted, strict=True)
+            self._ipw.extend(list(hits), list(weights))
+
+    @property
+    def queried(self) -> RunningMean:
+        """Accuracy on the strategy's own queries (biased)."""
+        self._fold()
+        return self._queried
+
+    @property
+    def audit(self) -> RunningMean:
+        """Accuracy on the audit slice (unbiased)."""
+        self._fold()
+        return self._audit
+
+    @property
+    def ipw(self) -> RunningMean:
+        """Inverse-propensity-weighted accuracy on the strategy's queries."""
+        self._fold()
+        return self._ipw
 
     def summary(self) -> dict[str, float | int | None]:
         """The estimates since the start, with the label counts behind them."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 import random
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +31,9 @@ class LabelOutcome(enum.StrEnum):
     DUPLICATE = "duplicate"
     UNKNOWN = "unknown"
     EXPIRED = "expired"
+
+
+_APPLIED = LabelOutcome.APPLIED
 
 
 @dataclass(slots=True)
@@ -73,34 +76,39 @@ class LearnerStats:
 class _RecentIds:
     """Bounded memory of closed query ids and how they closed (oldest forgotten first).
 
-    An ``OrderedDict``: forgetting the oldest id is ``O(1)``. (A plain dict's
-    ``next(iter(d))`` skips the slots of every id deleted from its front since the last
-    resize, which made each label cost tens of microseconds once ``maxlen`` was reached.)
+    A dict of outcomes and a deque of ids in closing order: forgetting the oldest is
+    ``O(1)``. (``next(iter(d))`` on a dict skips the slots of every key deleted from its
+    front since the last resize, which made each label cost tens of microseconds once
+    the memory was full.) An id closed again keeps its first place in the order.
     """
 
-    __slots__ = ("maxlen", "_ids")
+    __slots__ = ("maxlen", "_ids", "_order")
 
     def __init__(self, maxlen: int) -> None:
         self.maxlen = maxlen
-        self._ids: OrderedDict[str, LabelOutcome] = OrderedDict()
+        self._ids: dict[str, LabelOutcome] = {}
+        self._order: deque[str] = deque()
 
     def add(self, sample_id: str, outcome: LabelOutcome) -> None:
         ids = self._ids
-        if sample_id in ids:
-            ids.move_to_end(sample_id)
+        if sample_id not in ids:
+            order = self._order
+            order.append(sample_id)
+            if len(order) > self.maxlen:
+                del ids[order.popleft()]
         ids[sample_id] = outcome
-        if len(ids) > self.maxlen:
-            ids.popitem(last=False)
 
     def get(self, sample_id: str) -> LabelOutcome | None:
         return self._ids.get(sample_id)
 
     def __getstate__(self) -> tuple[int, dict[str, LabelOutcome]]:
+        # A dict keeps insertion order, which is the closing order.
         return (self.maxlen, self._ids)
 
     def __setstate__(self, state: tuple[int, dict[str, LabelOutcome]]) -> None:
         self.maxlen, ids = state
-        self._ids = OrderedDict(ids)
+        self._ids = dict(ids)
+        self._order = deque(ids)
 
 
 class ActiveLearner:
@@ -210,61 +218,52 @@ class ActiveLearner:
     def process(self, sample: Sample) -> Decision:
         """Predict, score and decide for one arrival; keep it pending if queried."""
         stats = self.stats
-        stats.seen += 1
+        seen = stats.seen = stats.seen + 1
         ts = sample.ts
-        now = self._now = float(ts) if ts is not None else float(stats.seen)
-        if self._next_deadline is not None and now >= self._next_deadline:
+        now = self._now = float(seen if ts is None else ts)
+        deadline = self._next_deadline
+        if deadline is not None and now >= deadline:
             self.expire(now)
         x = sample.x
         model = self.model
         proba = model.predict_proba_one(x)
         # The most probable class, the first one on ties (what max(proba, key=...) gives).
-        prediction = None
-        if proba:
-            items = iter(proba.items())
-            prediction, best = next(items)
-            for label, p in items:
-                if p > best:
-                    prediction, best = label, p
+        if len(proba) == 2:
+            (first, p), (second, q) = proba.items()
+            prediction = second if q > p else first
+        else:
+            prediction = None
+            if proba:
+                items = iter(proba.items())
+                prediction, best = next(items)
+                for label, p in items:
+                    if p > best:
+                        prediction, best = label, p
         strategy = self.strategy
         score = strategy.score(x, proba, model)
         budget = self.budget
-        purpose = "learn"
-        propensity: float | None
-        audit = self.audit
-        if audit and self._audit_rng.random() < audit * budget.rate:
-            self._audit_owed = min(self._audit_owed + 1, _MAX_AUDIT_OWED)
-        if self._audit_owed:
-            # An audit query: the manager sees the arrival but may not spend on it, and
-            # the label is bought if the guards leave one (else the next arrival tries).
-            # The draw came first and the guards depend only on the past, so the choice
-            # never looks at this sample. Where the guards say no, the manager could not
-            # have spent either, so its decisions are unchanged.
-            waiting = len(self.pending)
-            budget.decide(score, now, waiting, allowed=False)
-            queried = budget.spend_extra(now, waiting)
-            propensity = audit * budget.rate
-            if queried:
-                purpose = "audit"
-                self._audit_owed -= 1
+        if self.audit:
+            queried, purpose, propensity = self._decide_audited(score, now)
         else:
             queried = budget.decide(score, now, len(self.pending))
-            propensity = budget.last_probability
+            purpose, propensity = "learn", budget.last_probability
         if strategy.stateful:
             strategy.observe(x)
         ttl = self.ttl
         expires_at = None if ttl is None else now + ttl
+        version = self.model_version
+        sample_id = sample.id
         if queried:
             stats.queried += 1
             self._put(
                 PendingEntry(
-                    sample.id,
+                    sample_id,
                     x,
                     now,
                     _INF if expires_at is None else expires_at,
                     score,
                     prediction,
-                    self.model_version,
+                    version,
                     purpose,
                     propensity,
                 )
@@ -273,17 +272,38 @@ class ActiveLearner:
         else:
             reason = "score" if budget.last_allowed else "budget"
         return Decision(
-            sample.id,
+            sample_id,
             proba,
             prediction,
             score,
             queried,
             reason,
-            self.model_version,
+            version,
             propensity,
             expires_at,
             purpose,
         )
+
+    def _decide_audited(self, score: float, now: float) -> tuple[bool, str, float | None]:
+        """The decision when an audit slice is on: (queried, purpose, propensity)."""
+        budget = self.budget
+        audit = self.audit
+        if self._audit_rng.random() < audit * budget.rate:
+            self._audit_owed = min(self._audit_owed + 1, _MAX_AUDIT_OWED)
+        if not self._audit_owed:
+            queried = budget.decide(score, now, len(self.pending))
+            return queried, "learn", budget.last_probability
+        # An audit query: the manager sees the arrival but may not spend on it, and the
+        # label is bought if the guards leave one (else the next arrival tries). The
+        # draw came first and the guards depend only on the past, so the choice never
+        # looks at this sample. Where the guards say no, the manager could not have
+        # spent either, so its decisions are unchanged.
+        waiting = len(self.pending)
+        budget.decide(score, now, waiting, allowed=False)
+        if budget.spend_extra(now, waiting):
+            self._audit_owed -= 1
+            return True, "audit", audit * budget.rate
+        return False, "learn", audit * budget.rate
 
     def _put(self, entry: PendingEntry) -> None:
         evicted = self.pending.put(entry)
@@ -291,16 +311,16 @@ class ActiveLearner:
             self.stats.evicted += 1
             self._closed.add(evicted.sample_id, LabelOutcome.EXPIRED)
         deadline = entry.expires_at
-        if deadline != _INF and (
-            self._next_deadline is None or deadline < self._next_deadline
-        ):
-            self._next_deadline = deadline
+        if deadline != _INF:
+            soonest = self._next_deadline
+            if soonest is None or deadline < soonest:
+                self._next_deadline = deadline
 
     def expire(self, now: float) -> list[PendingEntry]:
         """Expire the queries whose deadline is at or before ``now``; return them."""
         expired = self.pending.expire(now)
         for entry in expired:
-                self._closed.add(entry.sample_id, LabelOutcome.EXPIRED)
+            self._closed.add(entry.sample_id, LabelOutcome.EXPIRED)
         self.stats.expired += len(expired)
         self.stats.expired_queries += len(expired)
         deadline = self.pending.next_deadline()
@@ -327,14 +347,19 @@ class ActiveLearner:
             stats.expired += 1
             stats.expired_queries += 1
             return LabelOutcome.EXPIRED
-        self._update(entry.x, label.y)
+        y = label.y
+        self.model.learn_one(entry.x, y)
+        strategy = self.strategy
+        if strategy.stateful:
+            strategy.learn(entry.x, y)
+        self.model_version += 1
         # Prequential outcome of a labelled arrival, for drift-aware budget managers.
-        correct = entry.prediction == label.y
+        correct = entry.prediction == y
         self.budget.on_label(correct)
         self.evaluation.observe(entry.purpose, correct, entry.propensity)
-        self._closed.add(label.sample_id, LabelOutcome.APPLIED)
+        self._closed.add(entry.sample_id, _APPLIED)
         stats.applied += 1
-        return LabelOutcome.APPLIED
+        return _APPLIED
 
     def learn(self, label: Label) -> bool:
         """Apply ``label``; ``True`` if the model learned from it (see :meth:`apply`)."""

@@ -14,7 +14,7 @@ import heapq
 import math
 import pickle
 import sqlite3
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -70,11 +70,11 @@ class PendingStore(Protocol):
 class MemoryPendingStore:
     """In-memory pending store, bounded to ``max_size`` entries (oldest evicted first).
 
-    Entries live in an ``OrderedDict`` in query order (evicting the oldest is
-    ``O(1)``); deadlines in a heap, so expiry and
-    :meth:`next_deadline` cost ``O(log n)`` per entry whatever the mix of TTLs (popped
-    entries leave stale heap items that are skipped, and the heap is rebuilt when they
-    outnumber the live ones).
+    Entries live in a dict, and in a deque in query order so that evicting the oldest
+    costs ``O(1)`` (entries that left the store are skipped there, and the deque is
+    rebuilt when they outnumber the live ones). Deadlines are kept in a heap, so expiry
+    and :meth:`next_deadline` cost ``O(log n)`` per entry whatever the mix of TTLs,
+    with stale items skipped the same way.
 
     Examples
     --------
@@ -91,57 +91,83 @@ class MemoryPendingStore:
 
     def __init__(self, max_size: int = 100_000) -> None:
         self.max_size = max_size
-        self._entries: OrderedDict[str, PendingEntry] = OrderedDict()
-        self._heap: list[tuple[float, int, str]] = []
+        self._entries: dict[str, PendingEntry] = {}
+        # Query order, oldest first; an item is stale once its entry left the store.
+        self._order: deque[PendingEntry] = deque()
+        # (deadline, sequence, entry), stale the same way.
+        self._heap: list[tuple[float, int, PendingEntry]] = []
         self._seq = 0
-        self._live: dict[str, int] = {}
 
     def put(self, entry: PendingEntry) -> PendingEntry | None:
-        entries, live = self._entries, self._live
+        entries, order = self._entries, self._order
         sample_id = entry.sample_id
         if sample_id in entries:
             del entries[sample_id]
         evicted = None
         if len(entries) >= self.max_size:
-            evicted = entries.popitem(last=False)[1]
-            del live[evicted.sample_id]
+            while True:
+                oldest = order.popleft()
+                if entries.get(oldest.sample_id) is oldest:
+                    del entries[oldest.sample_id]
+                    evicted = oldest
+                    break
         entries[sample_id] = entry
-        seq = self._seq = self._seq + 1
-        live[sample_id] = seq
+        order.append(entry)
+        if len(order) > 2 * len(entries) + 64:
+            self._order = deque(entries.values())  # a dict keeps insertion (query) order
         if entry.expires_at != _INF:
-            heapq.heappush(self._heap, (entry.expires_at, seq, sample_id))
+            seq = self._seq = self._seq + 1
+            heapq.heappush(self._heap, (entry.expires_at, seq, entry))
             if len(self._heap) > 2 * len(entries) + 64:
                 self._rebuild()
         return evicted
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Live items only: the order is the dict's, and stale heap items are dropped.
+        state = self.__dict__.copy()
+        del state["_order"]
+        entries = self._entries
+        state["_heap"] = [item for item in self._heap if entries.get(item[2].sample_id) is item[2]]
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Stores pickled before the OrderedDict kept their entries in a plain dict.
-        state["_entries"] = OrderedDict(state["_entries"])
+        # Snapshots carry no order deque (see __getstate__); some earlier versions kept
+        # a heap of ids checked against a dict of live sequence numbers.
+        entries = state["_entries"] = dict(state["_entries"])
+        state["_order"] = deque(entries.values())
+        live = state.pop("_live", None)
+        if live is not None:
+            state["_heap"] = [
+                (deadline, seq, entries[sid])
+                for deadline, seq, sid in state["_heap"]
+                if live.get(sid) == seq
+            ]
+            heapq.heapify(state["_heap"])
         self.__dict__.update(state)
 
     def _rebuild(self) -> None:
-        live = self._live
-        self._heap = [item for item in self._heap if live.get(item[2]) == item[1]]
+        entries = self._entries
+        self._heap = [item for item in self._heap if entries.get(item[2].sample_id) is item[2]]
         heapq.heapify(self._heap)
 
     def pop(self, sample_id: str) -> PendingEntry | None:
-        self._live.pop(sample_id, None)
         return self._entries.pop(sample_id, None)
 
     def expire(self, now: float) -> list[PendingEntry]:
-        heap, live, entries = self._heap, self._live, self._entries
+        heap, entries = self._heap, self._entries
         out = []
         while heap and heap[0][0] <= now:
-            _, seq, sid = heapq.heappop(heap)
-            if live.get(sid) == seq:
-                del live[sid]
-                out.append(entries.pop(sid))
+            entry = heapq.heappop(heap)[2]
+            sample_id = entry.sample_id
+            if entries.get(sample_id) is entry:
+                del entries[sample_id]
+                out.append(entry)
         return out
 
     def next_deadline(self) -> float | None:
         """The earliest deadline in the store (``None`` when none can expire)."""
-        heap, live = self._heap, self._live
-        while heap and live.get(heap[0][2]) != heap[0][1]:
+        heap, entries = self._heap, self._entries
+        while heap and entries.get(heap[0][2].sample_id) is not heap[0][2]:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 

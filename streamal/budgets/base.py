@@ -82,11 +82,13 @@ class BudgetManager(base.Base):  # type: ignore[misc]
         """Whether the guards allow one more label for the current arrival."""
         if self._spent + 1 > self.rate * self._seen + 1e-9:
             return False
-        recent = self._recent
+        recent, cap = self._recent, self._window_cap
+        if len(recent) < cap:  # labels spent before the window began are dropped lazily
+            return True
         oldest = self._seen - self.window
         while recent and recent[0] <= oldest:
             recent.popleft()
-        return len(recent) < self._window_cap
+        return len(recent) < cap
 
     def decide(
         self, score: float, ts: float | None = None, pending: int = 0, *, allowed: bool = True

@@ -120,13 +120,14 @@ class VariableThreshold(BudgetManager):
         if not (allowed and estimate.available()):
             estimate.update(False)
             return False
-        query = self._crosses(score)
-        if query:
-            self._theta = max(1e-9, self._theta * (1.0 - self.step))
-        else:
-            self._theta = min(self._theta_max, self._theta * (1.0 + self.step))
-        estimate.update(query)
-        return query
+        theta = self._theta
+        if self._crosses(score):
+            self._theta = max(1e-9, theta * (1.0 - self.step))
+            estimate.update(True)
+            return True
+        self._theta = min(self._theta_max, theta * (1.0 + self.step))
+        estimate.update(False)
+        return False
 
     def _crosses(self, score: float) -> bool:
         """Whether the confidence ``1 − score`` is below the (current) threshold."""

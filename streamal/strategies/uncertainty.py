@@ -26,6 +26,7 @@ __all__ = ["Entropy", "LeastConfidence", "Margin"]
 _INF = math.inf
 #: ``log C`` for small class counts (computed once; the same values ``math.log`` gives).
 _LOG = [0.0, 0.0] + [math.log(c) for c in range(2, 64)]
+_INV_LOG2 = 1.0 / _LOG[2]
 
 
 class LeastConfidence(Strategy):
@@ -94,6 +95,12 @@ class Entropy(Strategy):
         log = math.log
         if len(proba) == 2:  # binary streams: the same arithmetic without the lists
             a, b = proba.values()
+            if 0.0 < a < 1.0 and 0.0 < b < 1.0:  # the usual case: both terms are > 0
+                total = a + b
+                if total != 1.0:
+                    a, b = a / total, b / total
+                h = -(a * log(a) + b * log(b)) * _INV_LOG2
+                return h if h < 1.0 else 1.0
             a = a if 0.0 < a < _INF else 0.0
             b = b if 0.0 < b < _INF else 0.0
             total = a + b
