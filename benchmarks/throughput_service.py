@@ -164,10 +164,10 @@ def _checkpoint_times(svc: Any) -> list[float]:
     """Seconds of each checkpoint the service runs from now on (it runs inside the loop)."""
     checkpoint, times = svc.checkpoint, []
 
-    def wrapped() -> bool:
+    def wrapped(*args: Any, **kwargs: Any) -> bool:
         start = time.perf_counter()
         try:
-            return bool(checkpoint())
+            return bool(checkpoint(*args, **kwargs))
         finally:
             times.append(time.perf_counter() - start)
 

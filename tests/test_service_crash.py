@@ -83,10 +83,10 @@ class CrashSource(MemorySource):
             self.now += timeout
         return batch
 
-    def commit(self, offsets: Any) -> None:
+    def commit(self, offsets: Any, wait: bool = True) -> None:
         if self.fuse is not None:
             self.fuse.tick()
-        super().commit(offsets)
+        super().commit(offsets, wait)
 
 
 def incarnation(broker: MemoryBroker, folder: Path, kind: str | None, at: int) -> Service:

@@ -217,9 +217,9 @@ class SpySource(TickingSource):
         super().__init__(broker, Clock())
         self.spy = spy
 
-    def commit(self, offsets: Any) -> None:
+    def commit(self, offsets: Any, wait: bool = True) -> None:
         self.spy.events.append("commit")
-        super().commit(offsets)
+        super().commit(offsets, wait)
 
 
 def test_commit_order_flush_save_publish_commit(tmp_path: Path) -> None:

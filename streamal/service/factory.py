@@ -114,6 +114,7 @@ def build_transports(settings: Settings) -> tuple[Source, Sink]:
         "session_timeout_ms": kafka.session_timeout_ms,
         "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
         "max_poll_interval_ms": kafka.max_poll_interval_ms,
+        "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
         "bootstrap_timeout_ms": bootstrap_ms,
         **kafka.consumer,
     }

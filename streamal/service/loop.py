@@ -247,10 +247,15 @@ class Service:
             self._since_commit >= policy.commit_every
             or self.clock() - self._last_commit >= policy.commit_interval
         ):
-            self.checkpoint()
+            self.checkpoint(wait_commit=False)
 
-    def checkpoint(self) -> bool:
+    def checkpoint(self, wait_commit: bool = True) -> bool:
         """Flush, save a snapshot, publish the outbox, commit; ``False`` if the flush timed out.
+
+        Periodic checkpoints do not wait for the offset commit (``wait_commit=False``):
+        the snapshot already holds the offsets, so a commit that fails or is lost only
+        matters to another member taking the partitions over, and the commits before a
+        revoke or a stop wait.
 
         A flush that times out abandons this checkpoint (it is retried later); a
         snapshot that cannot be written raises :class:`~streamal.exceptions.CheckpointError`.
@@ -286,7 +291,7 @@ class Service:
         outbox.clear()
         self._since_commit, self._last_commit = 0, self.clock()
         try:
-            self.source.commit(self.offsets.positions)
+            self.source.commit(self.offsets.positions, wait=wait_commit)
         except TransportError as err:  # the snapshot's offsets win on restart anyway
             self.watch.failed(f"{err} (the snapshot holds the offsets)")
         self.metrics.checkpoint(time.perf_counter() - t0)

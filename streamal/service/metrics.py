@@ -25,6 +25,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from streamal.service.counts import MessageCounts
+
 __all__ = ["ESTIMATES", "LEARNER_EVENTS", "Metrics"]
 
 #: The learner's counters mirrored by ``streamal_learner_events{event=...}``.
@@ -76,9 +78,10 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         counter, gauge = self._counter, self._gauge
-        self.messages = counter("messages_consumed_total", "Messages consumed.", "kind")
-        self.samples = counter("samples_total", "Samples decided (scored).")
-        self.predictions = counter("predictions_total", "Samples that got a prediction.")
+        #: Messages consumed, samples, predictions and scores: plain counters on the
+        #: per-sample path, exported at each scrape.
+        self.counts = MessageCounts(_SCORE_BUCKETS)
+        registry.register(self.counts)
         self.queries = counter("queries_total", "Label queries issued.", "strategy", "purpose")
         self.labels = counter("labels_total", "Labels received, by outcome.", "outcome")
         self.dead_letters = counter(
@@ -86,9 +89,6 @@ class Metrics:
         )
         self.decode_failures = counter(
             "decode_failures_total", "Messages that failed to decode.", "kind"
-        )
-        self.scores = Histogram(
-            "streamal_score", "Informativeness scores.", buckets=_SCORE_BUCKETS, registry=registry
         )
         self.batch_seconds = Histogram(
             "streamal_batch_duration_seconds",
@@ -177,11 +177,7 @@ class Metrics:
     # -- per message ---------------------------------------------------------------
     def sample(self, score: float, predicted: bool) -> None:
         """A sample was decided."""
-        self.messages.labels("sample").inc()
-        self.samples.inc()
-        self.scores.observe(score)
-        if predicted:
-            self.predictions.inc()
+        self.counts.sample(score, predicted)
 
     def query(self, strategy: str, purpose: str, sample_id: str | None = None) -> None:
         """A query was issued (its time is kept to measure the label delay)."""
@@ -194,7 +190,7 @@ class Metrics:
 
     def label(self, outcome: str, sample_id: str | None = None) -> None:
         """A label was received and handed to the learner."""
-        self.messages.labels("label").inc()
+        self.counts.message("label")
         self.labels.labels(outcome).inc()
         if sample_id is not None:
             asked = self._asked.pop(sample_id, None)
@@ -205,7 +201,7 @@ class Metrics:
         """A message of ``kind`` (``sample`` or ``label``) went to dead letters."""
         self.dead_letters.labels(reason).inc()
         if not reason.startswith("label_"):
-            self.messages.labels(kind).inc()
+            self.counts.message(kind)
             self.decode_failures.labels(kind).inc()
 
     # -- per batch -----------------------------------------------------------------

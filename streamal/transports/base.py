@@ -85,8 +85,13 @@ class Source(Protocol):
         """Up to ``max_records`` messages, waiting at most ``timeout`` seconds for some."""
         ...
 
-    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Record ``offsets`` (next offset to consume) as the group's position."""
+    def commit(self, offsets: Mapping[TopicPartition, int], wait: bool = True) -> None:
+        """Record ``offsets`` (next offset to consume) as the group's position.
+
+        With ``wait=False`` the commit may complete after the call returns (a failure is
+        logged, not raised): for periodic checkpoints, whose snapshot holds the offsets
+        anyway. Commits before a partition leaves (revoke, stop) wait.
+        """
         ...
 
     def seek(self, offsets: Mapping[TopicPartition, int]) -> None:

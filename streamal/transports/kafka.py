@@ -128,6 +128,13 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.target.on_assigned(sorted((tp.topic, tp.partition) for tp in assigned))
 
 
+def _log_commit_failure(offsets: Any, result: Any) -> None:
+    """Callback of an asynchronous commit: a failure is logged (the snapshot holds the
+    offsets, and the next commit carries newer ones)."""
+    if isinstance(result, BaseException):
+        log.warning("asynchronous offset commit failed: %s", result)
+
+
 class KafkaSource:
     """A consumer-group member with manual commits.
 
@@ -185,23 +192,27 @@ class KafkaSource:
                 r.offset,
                 r.key,
                 r.value,
-                tuple((k, v or b"") for k, v in r.headers or ()),
+                tuple([(k, v or b"") for k, v in r.headers]) if r.headers else (),
                 r.timestamp,
             )
             for records in batches.values()
             for r in records
         ]
 
-    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+    def commit(self, offsets: Mapping[TopicPartition, int], wait: bool = True) -> None:
         assigned = self._consumer.assignment()
         todo = {
             _tp(tp): OffsetAndMetadata(offset, "", -1)
             for tp, offset in offsets.items()
             if _tp(tp) in assigned
         }
-        if todo:
-            with map_kafka_errors("offset commit failed"):
+        if not todo:
+            return
+        with map_kafka_errors("offset commit failed"):
+            if wait:
                 self._consumer.commit(todo, timeout_ms=int(self.commit_timeout * 1000))
+            else:
+                self._consumer.commit_async(todo, callback=_log_commit_failure)
 
     def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
         assigned = self._consumer.assignment()

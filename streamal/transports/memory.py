@@ -167,7 +167,7 @@ class MemorySource:
             self._positions[env.tp] = env.offset + 1
         return out
 
-    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+    def commit(self, offsets: Mapping[TopicPartition, int], wait: bool = True) -> None:
         self.broker._check()
         self.broker.committed.setdefault(self.group, {}).update(offsets)
 
