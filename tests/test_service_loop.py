@@ -186,6 +186,7 @@ def test_expired_labels_are_counted_and_dead_lettered(tmp_path: Path) -> None:
 class Spy:
     def __init__(self) -> None:
         self.events: list[str] = []
+        self.waits: list[bool] = []
 
 
 class SpySink(MemorySink):
@@ -219,6 +220,7 @@ class SpySource(TickingSource):
 
     def commit(self, offsets: Any, wait: bool = True) -> None:
         self.spy.events.append("commit")
+        self.spy.waits.append(wait)
         super().commit(offsets, wait)
 
 
@@ -375,3 +377,15 @@ def test_snapshot_of_other_settings_is_refused(tmp_path: Path) -> None:
     make(broker, tmp_path, config_hash="aaa").run(count=1)
     with pytest.raises(CheckpointError, match="other learner settings"):
         make(broker, tmp_path, config_hash="bbb").run(count=1)
+
+
+def test_periodic_commits_do_not_wait_final_one_does(tmp_path: Path) -> None:
+    broker, spy = MemoryBroker(), Spy()
+    for i in range(25):
+        broker.produce(TOPICS.samples, sample(i))
+    policy = LoopPolicy(commit_every=10, commit_interval=30.0, max_batch=5)
+    service = make(broker, tmp_path, policy=policy, source=SpySource(broker, spy))
+    service.run(count=25)
+    # two periodic checkpoints (10, 20) commit asynchronously; the end of the run waits
+    assert spy.waits == [False, False, True]
+    assert broker.committed["streamal"] == {(TOPICS.samples, 0): 25}
