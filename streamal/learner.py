@@ -348,11 +348,7 @@ class ActiveLearner:
             stats.expired_queries += 1
             return LabelOutcome.EXPIRED
         y = label.y
-        self.model.learn_one(entry.x, y)
-        strategy = self.strategy
-        if strategy.stateful:
-            strategy.learn(entry.x, y)
-        self.model_version += 1
+        self._update(entry.x, y)
         # Prequential outcome of a labelled arrival, for drift-aware budget managers.
         correct = entry.prediction == y
         self.budget.on_label(correct)

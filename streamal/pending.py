@@ -67,6 +67,11 @@ class PendingStore(Protocol):
     def __iter__(self) -> Iterator[PendingEntry]: ...
 
 
+def _live(entries: dict[str, PendingEntry], entry: PendingEntry) -> bool:
+    """Whether ``entry`` is still in the store (not popped, expired, evicted or replaced)."""
+    return entries.get(entry.sample_id) is entry
+
+
 class MemoryPendingStore:
     """In-memory pending store, bounded to ``max_size`` entries (oldest evicted first).
 
@@ -107,7 +112,7 @@ class MemoryPendingStore:
         if len(entries) >= self.max_size:
             while True:
                 oldest = order.popleft()
-                if entries.get(oldest.sample_id) is oldest:
+                if _live(entries, oldest):
                     del entries[oldest.sample_id]
                     evicted = oldest
                     break
@@ -127,7 +132,7 @@ class MemoryPendingStore:
         state = self.__dict__.copy()
         del state["_order"]
         entries = self._entries
-        state["_heap"] = [item for item in self._heap if entries.get(item[2].sample_id) is item[2]]
+        state["_heap"] = [item for item in self._heap if _live(entries, item[2])]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -147,7 +152,7 @@ class MemoryPendingStore:
 
     def _rebuild(self) -> None:
         entries = self._entries
-        self._heap = [item for item in self._heap if entries.get(item[2].sample_id) is item[2]]
+        self._heap = [item for item in self._heap if _live(entries, item[2])]
         heapq.heapify(self._heap)
 
     def pop(self, sample_id: str) -> PendingEntry | None:
@@ -158,16 +163,15 @@ class MemoryPendingStore:
         out = []
         while heap and heap[0][0] <= now:
             entry = heapq.heappop(heap)[2]
-            sample_id = entry.sample_id
-            if entries.get(sample_id) is entry:
-                del entries[sample_id]
+            if _live(entries, entry):
+                del entries[entry.sample_id]
                 out.append(entry)
         return out
 
     def next_deadline(self) -> float | None:
         """The earliest deadline in the store (``None`` when none can expire)."""
         heap, entries = self._heap, self._entries
-        while heap and entries.get(heap[0][2].sample_id) is not heap[0][2]:
+        while heap and not _live(entries, heap[0][2]):
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
