@@ -32,6 +32,7 @@ Examples
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from itertools import repeat
 from operator import mul
 from typing import Any
@@ -72,11 +73,11 @@ class RunningMean:
         """Add ``value`` with ``weight``."""
         self.extend([value], [weight])
 
-    def extend(self, values: list[float], weights: list[float] | None = None) -> None:
+    def extend(self, values: Sequence[float], weights: Sequence[float] | None = None) -> None:
         """Add many ``values`` at once (``weights``: one per value, default 1)."""
         n = len(values)
         if weights is None:
-            weighted: list[float] = values
+            weighted: Sequence[float] = values
             self._weight += n
             self._recent_weights.extend(repeat(1.0, n))
         else:
@@ -154,14 +155,20 @@ class LabelEvaluation:
         raw, self._raw = self._raw, []
         if not raw:
             return
-        learn = [(correct, p) for purpose, correct, p in raw if purpose != "audit"]
-        if len(learn) < len(raw):
-            self._audit.extend([float(c) for purpose, c, _ in raw if purpose == "audit"])
-        self._queried.extend([float(c) for c, _ in learn])
-        weighted = [(float(c), 1.0 / p) for c, p in learn if p is not None and p > 0.0]
-        if weighted:
-            hits, weights = zip(*weighted, strict=True)
-            self._ipw.extend(list(hits), list(weights))
+        purposes, hits, propensities = zip(*raw, strict=True)
+        if "audit" in purposes:
+            self._audit.extend([c for purpose, c, _ in raw if purpose == "audit"])
+            learn = [(c, p) for purpose, c, p in raw if purpose != "audit"]
+            if not learn:
+                return
+            hits, propensities = zip(*learn, strict=True)
+        self._queried.extend(hits)
+        if None in propensities or min(propensities) <= 0.0:
+            known = [(c, p) for c, p in zip(hits, propensities, strict=True) if p and p > 0.0]
+            if not known:
+                return
+            hits, propensities = zip(*known, strict=True)
+        self._ipw.extend(hits, [1.0 / p for p in propensities])
 
     @property
     def queried(self) -> RunningMean:

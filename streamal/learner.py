@@ -8,7 +8,7 @@ import random
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from streamal.budgets.base import BudgetManager
 from streamal.evaluation import LabelEvaluation
@@ -36,9 +36,8 @@ class LabelOutcome(enum.StrEnum):
 _APPLIED = LabelOutcome.APPLIED
 
 
-@dataclass(slots=True)
-class Decision:
-    """The result of scoring one arrival.
+class Decision(NamedTuple):
+    """The result of scoring one arrival (a named tuple: cheap to make, read by name).
 
     ``reason`` is ``"query"`` when a label was requested, ``"score"`` when the budget
     manager found the arrival not informative enough, and ``"budget"`` when no label was
@@ -55,6 +54,11 @@ class Decision:
     propensity: float | None = None
     expires_at: float | None = None
     purpose: str = "learn"
+
+
+#: Builds a :class:`Decision` from a tuple of all its fields, without the keyword
+#: handling of ``Decision(...)`` (the learner makes one per arrival).
+_new_tuple = tuple.__new__
 
 
 @dataclass(slots=True)
@@ -255,33 +259,37 @@ class ActiveLearner:
         sample_id = sample.id
         if queried:
             stats.queried += 1
-            self._put(
-                PendingEntry(
-                    sample_id,
-                    x,
-                    now,
-                    _INF if expires_at is None else expires_at,
-                    score,
-                    prediction,
-                    version,
-                    purpose,
-                    propensity,
-                )
+            entry = PendingEntry(
+                sample_id,
+                x,
+                now,
+                _INF if expires_at is None else expires_at,
+                score,
+                prediction,
+                version,
+                purpose,
+                propensity,
             )
+            evicted = self.pending.put(entry)
+            if evicted is not None or expires_at is not None:
+                self._stored(entry, evicted)
             reason = "query"
         else:
             reason = "score" if budget.last_allowed else "budget"
-        return Decision(
-            sample_id,
-            proba,
-            prediction,
-            score,
-            queried,
-            reason,
-            version,
-            propensity,
-            expires_at,
-            purpose,
+        return _new_tuple(  # type: ignore[no-any-return]
+            Decision,
+            (
+                sample_id,
+                proba,
+                prediction,
+                score,
+                queried,
+                reason,
+                version,
+                propensity,
+                expires_at,
+                purpose,
+            ),
         )
 
     def _decide_audited(self, score: float, now: float) -> tuple[bool, str, float | None]:
@@ -306,7 +314,13 @@ class ActiveLearner:
         return False, "learn", audit * budget.rate
 
     def _put(self, entry: PendingEntry) -> None:
+        """Keep a queried arrival pending."""
         evicted = self.pending.put(entry)
+        if evicted is not None or entry.expires_at != _INF:
+            self._stored(entry, evicted)
+
+    def _stored(self, entry: PendingEntry, evicted: PendingEntry | None) -> None:
+        """After ``entry`` was stored: close the query it evicted, track its deadline."""
         if evicted is not None:
             self.stats.evicted += 1
             self._closed.add(evicted.sample_id, LabelOutcome.EXPIRED)
@@ -334,18 +348,14 @@ class ActiveLearner:
         A label for a query answered before is a duplicate and is ignored; a label for an
         expired query, or for an id never queried (or forgotten), changes nothing.
         """
-        entry = self.pending.pop(label.sample_id)
-        stats = self.stats
+        sample_id = label.sample_id
+        entry = self.pending.pop(sample_id)
         if entry is None:
-            outcome = self._closed.get(label.sample_id) or LabelOutcome.UNKNOWN
-            if outcome is LabelOutcome.APPLIED:
-                outcome = LabelOutcome.DUPLICATE
-            setattr(stats, outcome.value, getattr(stats, outcome.value) + 1)
-            return outcome
+            return self._closed_outcome(sample_id)
         if entry.expires_at < self._now:
-            self._closed.add(label.sample_id, LabelOutcome.EXPIRED)
-            stats.expired += 1
-            stats.expired_queries += 1
+            self._closed.add(sample_id, LabelOutcome.EXPIRED)
+            self.stats.expired += 1
+            self.stats.expired_queries += 1
             return LabelOutcome.EXPIRED
         y = label.y
         self._update(entry.x, y)
@@ -353,9 +363,18 @@ class ActiveLearner:
         correct = entry.prediction == y
         self.budget.on_label(correct)
         self.evaluation.observe(entry.purpose, correct, entry.propensity)
-        self._closed.add(entry.sample_id, _APPLIED)
-        stats.applied += 1
+        self._closed.add(sample_id, _APPLIED)
+        self.stats.applied += 1
         return _APPLIED
+
+    def _closed_outcome(self, sample_id: str) -> LabelOutcome:
+        """What a label for ``sample_id`` is when no query waits for it (and count it)."""
+        outcome = self._closed.get(sample_id) or LabelOutcome.UNKNOWN
+        if outcome is _APPLIED:
+            outcome = LabelOutcome.DUPLICATE
+        stats = self.stats
+        setattr(stats, outcome.value, getattr(stats, outcome.value) + 1)
+        return outcome
 
     def learn(self, label: Label) -> bool:
         """Apply ``label``; ``True`` if the model learned from it (see :meth:`apply`)."""

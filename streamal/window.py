@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -221,8 +220,7 @@ class WindowLearner:
             learner.stats.queried += 1
             self._remember(sample.id, vector)
             self._queries.append(
-                replace(
-                    decision,
+                decision._replace(
                     queried=True,
                     reason="query",
                     propensity=k / len(buffer),

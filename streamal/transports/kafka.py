@@ -185,15 +185,19 @@ class KafkaSource:
             batches = self._consumer.poll(
                 timeout_ms=int(timeout * 1000), max_records=max(1, max_records)
             )
+        new = tuple.__new__  # an Envelope from its fields, without keyword handling
         return [
-            Envelope(
-                r.topic,
-                r.partition,
-                r.offset,
-                r.key,
-                r.value,
-                tuple([(k, v or b"") for k, v in r.headers]) if r.headers else (),
-                r.timestamp,
+            new(
+                Envelope,
+                (
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    r.key,
+                    r.value,
+                    tuple([(k, v or b"") for k, v in r.headers]) if r.headers else (),
+                    r.timestamp,
+                ),
             )
             for records in batches.values()
             for r in records
@@ -271,8 +275,16 @@ class KafkaSink:
     def __init__(self, client: Mapping[str, Any], options: Mapping[str, Any] | None = None) -> None:
         self.client = dict(client)
         self.options = dict(options or {})
-        # linger 5 ms batches a poll's worth of predictions without adding visible delay.
-        settings = {"acks": "all", "linger_ms": 5, **self.options, "enable_idempotence": False}
+        # linger 5 ms batches a poll's worth of predictions without adding visible delay;
+        # 512 KiB batches take a checkpoint's queries in one request, where kafka-python's
+        # 16 KiB would wake its I/O thread mid-burst (which then competes for the GIL).
+        settings = {
+            "acks": "all",
+            "linger_ms": 5,
+            "batch_size": 512 * 1024,
+            **self.options,
+            "enable_idempotence": False,
+        }
         servers = self.client.get("bootstrap_servers", "localhost:9092")
         wait_for_broker(servers, settings.get("bootstrap_timeout_ms", 30_000) / 1000)
         with map_kafka_errors(
