@@ -8,8 +8,9 @@ groups:
   each value and calls the model's ``predict_proba_one`` on ``x``;
 * **service**: ``streamal serve``'s :class:`~streamal.service.loop.Service` as the
   factory builds it (decode and validate the sample, process it with entropy and the
-  variable threshold at rate 0.1, queue its query, update the metrics, checkpoint every
-  1,000 messages: flush, snapshot, publish the queries, commit).
+  variable threshold at rate 0.1, queue its query, update the metrics, checkpoint with
+  the default settings, once a second or after 10,000 messages: flush, snapshot,
+  publish the queries, commit).
 
 Both use the same logistic regression, warmed on the same 2,000 labelled samples; no
 label arrives during the timing, so neither learns. The clock runs from the first

@@ -151,24 +151,42 @@ class LabelEvaluation:
         if len(raw) >= self.FOLD_EVERY:
             self._fold()
 
+    def extend(
+        self,
+        purposes: Sequence[str],
+        hits: Sequence[bool],
+        propensities: Sequence[float | None],
+    ) -> None:
+        """Many applied labels at once, in order (the arguments of :meth:`observe`)."""
+        self._fold()
+        if purposes:
+            self._add(purposes, hits, propensities)
+
     def _fold(self) -> None:
         raw, self._raw = self._raw, []
-        if not raw:
-            return
-        purposes, hits, propensities = zip(*raw, strict=True)
+        if raw:
+            self._add(*zip(*raw, strict=True))
+
+    def _add(
+        self,
+        purposes: Sequence[str],
+        hits: Sequence[bool],
+        propensities: Sequence[float | None],
+    ) -> None:
         if "audit" in purposes:
+            raw = list(zip(purposes, hits, propensities, strict=True))
             self._audit.extend([c for purpose, c, _ in raw if purpose == "audit"])
             learn = [(c, p) for purpose, c, p in raw if purpose != "audit"]
             if not learn:
                 return
             hits, propensities = zip(*learn, strict=True)
         self._queried.extend(hits)
-        if None in propensities or min(propensities) <= 0.0:
-            known = [(c, p) for c, p in zip(hits, propensities, strict=True) if p and p > 0.0]
-            if not known:
-                return
-            hits, propensities = zip(*known, strict=True)
-        self._ipw.extend(hits, [1.0 / p for p in propensities])
+        weights = [1.0 / p for p in propensities if p is not None and p > 0.0]
+        if len(weights) == len(hits):
+            self._ipw.extend(hits, weights)
+        elif weights:  # only the labels whose propensity is known count
+            known = [c for c, p in zip(hits, propensities, strict=True) if p is not None and p > 0]
+            self._ipw.extend(known, weights)
 
     @property
     def queried(self) -> RunningMean:

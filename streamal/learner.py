@@ -34,6 +34,9 @@ class LabelOutcome(enum.StrEnum):
 
 
 _APPLIED = LabelOutcome.APPLIED
+#: Applied labels are logged raw, and folded into the closed-id memory and the
+#: evaluation every this many labels or before either is read.
+_FOLD_EVERY = 1024
 
 
 class Decision(NamedTuple):
@@ -92,6 +95,15 @@ class _RecentIds:
         self.maxlen = maxlen
         self._ids: dict[str, LabelOutcome] = {}
         self._order: deque[str] = deque()
+
+    def add_all(self, sample_ids: Iterable[str], outcome: LabelOutcome) -> None:
+        """Close many ids with the same outcome, in order (what ``add`` does for each)."""
+        ids, order = self._ids, self._order
+        closed = dict.fromkeys(sample_ids, outcome)
+        order.extend([sample_id for sample_id in closed if sample_id not in ids])
+        ids.update(closed)
+        for _ in range(len(order) - self.maxlen):
+            del ids[order.popleft()]
 
     def add(self, sample_id: str, outcome: LabelOutcome) -> None:
         ids = self._ids
@@ -199,12 +211,13 @@ class ActiveLearner:
         self.model_version = 0
         self.stats = LearnerStats()
         self._closed = _RecentIds(remember)
+        #: Applied labels not folded yet: (sample id, purpose, correct, propensity).
+        self._applied: list[tuple[str, str, bool, float | None]] = []
         self._now = 0.0
         self._next_deadline: float | None = None
         self._audit_rng = random.Random(seed)
         self._audit_owed = 0
-        #: Accuracy estimates from the applied labels (queried, audit, IPW).
-        self.evaluation = LabelEvaluation()
+        self._evaluation = LabelEvaluation()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Learners pickled before the audit slice existed have none.
@@ -213,10 +226,17 @@ class ActiveLearner:
         state.setdefault("remember", 100_000)
         state.setdefault("_audit_rng", random.Random(None))
         state.setdefault("_audit_owed", 0)
-        state.setdefault("evaluation", LabelEvaluation())
+        state.setdefault("_evaluation", state.pop("evaluation", None) or LabelEvaluation())
+        state.setdefault("_applied", [])
         self.__dict__.update(state)
         if not hasattr(self.stats, "expired_queries"):
             self.stats.expired_queries = 0
+
+    @property
+    def evaluation(self) -> LabelEvaluation:
+        """Accuracy estimates from the applied labels (queried, audit, IPW)."""
+        self._fold_applied()
+        return self._evaluation
 
     # -- arrivals ------------------------------------------------------------------
     def process(self, sample: Sample) -> Decision:
@@ -323,7 +343,7 @@ class ActiveLearner:
         """After ``entry`` was stored: close the query it evicted, track its deadline."""
         if evicted is not None:
             self.stats.evicted += 1
-            self._closed.add(evicted.sample_id, LabelOutcome.EXPIRED)
+            self._close(evicted.sample_id, LabelOutcome.EXPIRED)
         deadline = entry.expires_at
         if deadline != _INF:
             soonest = self._next_deadline
@@ -334,7 +354,7 @@ class ActiveLearner:
         """Expire the queries whose deadline is at or before ``now``; return them."""
         expired = self.pending.expire(now)
         for entry in expired:
-            self._closed.add(entry.sample_id, LabelOutcome.EXPIRED)
+            self._close(entry.sample_id, LabelOutcome.EXPIRED)
         self.stats.expired += len(expired)
         self.stats.expired_queries += len(expired)
         deadline = self.pending.next_deadline()
@@ -353,7 +373,7 @@ class ActiveLearner:
         if entry is None:
             return self._closed_outcome(sample_id)
         if entry.expires_at < self._now:
-            self._closed.add(sample_id, LabelOutcome.EXPIRED)
+            self._close(sample_id, LabelOutcome.EXPIRED)
             self.stats.expired += 1
             self.stats.expired_queries += 1
             return LabelOutcome.EXPIRED
@@ -362,13 +382,30 @@ class ActiveLearner:
         # Prequential outcome of a labelled arrival, for drift-aware budget managers.
         correct = entry.prediction == y
         self.budget.on_label(correct)
-        self.evaluation.observe(entry.purpose, correct, entry.propensity)
-        self._closed.add(sample_id, _APPLIED)
+        applied = self._applied
+        applied.append((sample_id, entry.purpose, correct, entry.propensity))
+        if len(applied) >= _FOLD_EVERY:
+            self._fold_applied()
         self.stats.applied += 1
         return _APPLIED
 
+    def _fold_applied(self) -> None:
+        """Bring the closed-id memory and the evaluation up to date with the applied log."""
+        applied, self._applied = self._applied, []
+        if applied:
+            ids, purposes, hits, propensities = zip(*applied, strict=True)
+            self._closed.add_all(ids, _APPLIED)
+            self._evaluation.extend(purposes, hits, propensities)
+
+    def _close(self, sample_id: str, outcome: LabelOutcome) -> None:
+        """Remember that the query for ``sample_id`` closed with ``outcome``."""
+        if self._applied:
+            self._fold_applied()
+        self._closed.add(sample_id, outcome)
+
     def _closed_outcome(self, sample_id: str) -> LabelOutcome:
         """What a label for ``sample_id`` is when no query waits for it (and count it)."""
+        self._fold_applied()
         outcome = self._closed.get(sample_id) or LabelOutcome.UNKNOWN
         if outcome is _APPLIED:
             outcome = LabelOutcome.DUPLICATE

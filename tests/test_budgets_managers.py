@@ -123,3 +123,23 @@ def test_registry_builds_every_manager_with_parameters() -> None:
         make_budget("periodic:step=1")
     with pytest.raises(ConfigError, match="rate must be"):
         make_budget("split", rate=0.0)
+
+
+@pytest.mark.parametrize("name", ["variable_threshold", "drift_aware", "full"])
+def test_managers_pickled_with_an_unbounded_window_deque_decide_the_same(name: str) -> None:
+    import pickle
+    from collections import deque
+
+    rng = random.Random(4)
+    scores = [rng.random() for _ in range(3000)]
+    manager = make_budget(name, 0.2, seed=1)
+    for s in scores[:1500]:
+        manager.decide(s)
+    state = manager.__dict__.copy()
+    # earlier versions kept every label's arrival in an unbounded deque
+    state["_recent"] = deque(range(1, manager.spent + 1))
+    state["_recent"].extend(manager._recent)
+    old = type(manager).__new__(type(manager))
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert old._recent.maxlen == manager._recent.maxlen
+    assert [old.decide(s) for s in scores[1500:]] == [manager.decide(s) for s in scores[1500:]]

@@ -137,3 +137,39 @@ def test_closed_ids_are_forgotten_oldest_first_and_old_pickles_load() -> None:
     al.process(sample(9))
     assert al.learn(Label(sample_id="9", y=True))
     assert al.apply(Label(sample_id=ids[2], y=True)) is LabelOutcome.UNKNOWN
+
+
+def test_applied_labels_are_folded_in_batches_without_changing_outcomes() -> None:
+    from streamal.learner import _FOLD_EVERY
+
+    al = learner(rate=1.0, remember=10 * _FOLD_EVERY)
+    al.budget = budgets.FullBudget()
+    n = _FOLD_EVERY + 7  # one fold on the way, seven labels left in the log
+    for i in range(n):
+        al.process(sample(i))
+        assert al.learn(Label(sample_id=str(i), y=i % 2 == 0))
+    assert len(al._applied) == 7
+    # a duplicate of a label still in the log, and of one already folded
+    assert al.apply(Label(sample_id=str(n - 1), y=True)) is LabelOutcome.DUPLICATE
+    assert al.apply(Label(sample_id="0", y=True)) is LabelOutcome.DUPLICATE
+    assert al.evaluation.queried.count == n
+    # a pickle taken with labels still in the log resumes with the same estimates
+    al.process(sample(n))
+    al.learn(Label(sample_id=str(n), y=True))
+    restored = pickle.loads(pickle.dumps(al))
+    assert restored.evaluation.summary() == al.evaluation.summary()
+    assert restored.apply(Label(sample_id=str(n), y=True)) is LabelOutcome.DUPLICATE
+
+
+def test_learner_pickled_with_a_public_evaluation_still_loads() -> None:
+    al = learner(rate=1.0)
+    al.budget = budgets.FullBudget()
+    al.process(sample(1))
+    al.learn(Label(sample_id="1", y=True))
+    state = al.__dict__.copy()
+    state["evaluation"] = state.pop("_evaluation")
+    del state["_applied"]
+    old = ActiveLearner.__new__(ActiveLearner)
+    old.__setstate__(state)
+    assert old.evaluation.queried.count == 0  # the unfolded label was in the log
+    assert old.apply(Label(sample_id="2", y=True)) is LabelOutcome.UNKNOWN

@@ -39,8 +39,9 @@ def test_round_trip(message: Sample | Query | Label) -> None:
 @pytest.mark.parametrize(
     ("raw", "field", "needle"),
     [
-        (b'{"id": "1", "x": {"a": NaN}}', "x", "finite"),
-        (b'{"id": "1", "x": {"a": Infinity}}', "x", "finite"),
+        (b'{"id": "1", "x": {"a": NaN}}', "x.a", "finite"),
+        (b'{"id": "1", "x": {"a": Infinity}}', "x.a", "finite"),
+        (b'{"id": "1", "x": {}, "ts": -Infinity}', "ts", "finite"),
         (b'{"id": 1, "x": {}}', "id", "string"),
         (b'{"id": "1", "x": {"a": [1, 2]}}', "x.a", "number"),
         (b'{"id": "1", "x": {"a": null}}', "x.a", ""),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Any
 
 from river import base
 
@@ -50,13 +51,24 @@ class BudgetManager(base.Base):  # type: ignore[misc]
         self.seed = seed
         self._seen = 0
         self._spent = 0
-        self._recent: deque[int] = deque()
         self._window_cap = max(1, math.floor(rate * window + 1e-9))
+        #: Arrival numbers of the latest labels (as many as the window guard looks at).
+        self._recent: deque[int] = deque(maxlen=self._recent_kept())
         #: Probability with which the last arrival was queried, if the manager knows it
         #: (``None`` for deterministic rules); used for inverse-propensity weighting.
         self.last_probability: float | None = None
         #: Whether the guards left a label to spend on the last arrival.
         self.last_allowed = True
+
+    def _recent_kept(self) -> int:
+        """How many of the latest labels the sliding-window guard must remember."""
+        return self._window_cap
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Managers pickled by earlier versions kept an unbounded deque, pruned lazily.
+        self.__dict__.update(state)
+        if self._recent.maxlen is None:
+            self._recent = deque(self._recent, maxlen=self._recent_kept())
 
     @property
     def seen(self) -> int:
@@ -80,15 +92,12 @@ class BudgetManager(base.Base):  # type: ignore[misc]
 
     def budget_left(self) -> bool:
         """Whether the guards allow one more label for the current arrival."""
-        if self._spent + 1 > self.rate * self._seen + 1e-9:
+        seen = self._seen
+        if self._spent + 1 > self.rate * seen + 1e-9:
             return False
+        # Under the cap unless the cap-th latest label was spent inside the window.
         recent, cap = self._recent, self._window_cap
-        if len(recent) < cap:  # labels spent before the window began are dropped lazily
-            return True
-        oldest = self._seen - self.window
-        while recent and recent[0] <= oldest:
-            recent.popleft()
-        return len(recent) < cap
+        return len(recent) < cap or recent[-cap] <= seen - self.window
 
     def decide(
         self, score: float, ts: float | None = None, pending: int = 0, *, allowed: bool = True
@@ -108,11 +117,11 @@ class BudgetManager(base.Base):  # type: ignore[misc]
             such as :class:`~streamal.budgets.wrappers.HardCap` uses it); the manager
             still sees the arrival and updates its state as when the budget is exhausted.
         """
-        self._seen += 1
+        seen = self._seen = self._seen + 1
         allowed = self.last_allowed = allowed and self.budget_left()
         if self._wants(score, allowed, ts, pending) and allowed:
             self._spent += 1
-            self._recent.append(self._seen)
+            self._recent.append(seen)
             return True
         return False
 

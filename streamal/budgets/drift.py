@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 
 from streamal.budgets.base import BudgetManager
 from streamal.budgets.wrappers import Wrapper
@@ -95,6 +96,7 @@ class DriftAware(Wrapper):
         self.delta = delta
         self.max_borrow = math.floor(boost * self.rate * boost_length + 1e-9)
         self._boost_cap = max(1, math.floor((1.0 + boost) * self.rate * window + 1e-9))
+        self._recent = deque(maxlen=self._recent_kept())
         # Imported here: river.drift pulls in river.datasets (about 1 s at start-up).
         from river.drift import ADWIN
 
@@ -119,16 +121,19 @@ class DriftAware(Wrapper):
             return self.max_borrow * (self._payback_until - seen) / self.payback
         return 0.0
 
+    def _recent_kept(self) -> int:
+        # A window overlapping a boost may hold the boosted number of labels (the base
+        # class asks before the boost cap is known; the deque is made again then).
+        return getattr(self, "_boost_cap", self._window_cap)
+
     def budget_left(self) -> bool:
         credit = self.credit()
         if self._spent + 1 > self.rate * self._seen + credit + 1e-9:
             return False
-        recent, oldest = self._recent, self._seen - self.window
-        while recent and recent[0] <= oldest:
-            recent.popleft()
         # A window that overlaps a boost or its payback may hold the boosted amount.
         elevated = self._payback_until and self._seen < self._payback_until + self.window
-        return len(recent) < (self._boost_cap if elevated else self._window_cap)
+        cap, recent = (self._boost_cap if elevated else self._window_cap), self._recent
+        return len(recent) < cap or recent[-cap] <= self._seen - self.window
 
     def on_label(self, correct: bool) -> None:
         super().on_label(correct)

@@ -134,8 +134,8 @@ class CheckpointSettings(_Section):
 
     dir: Path = Path("streamal-state")
     keep: int = 3
-    every: int = Field(default=1000, description="messages between checkpoints")
-    interval: float = Field(default=5.0, description="seconds between checkpoints")
+    every: int = Field(default=10_000, description="messages between checkpoints")
+    interval: float = Field(default=1.0, description="seconds between checkpoints")
 
 
 class RuntimeSettings(_Section):
