@@ -177,9 +177,18 @@ def decode(data: bytes | str, kind: type[M], *, max_bytes: int = MAX_MESSAGE_BYT
         raise DecodeError(msg, field=_field_of(err)) from None
 
 
+_validate_sample = Sample.__pydantic_validator__.validate_json
+
+
 def decode_sample(data: bytes | str) -> Sample:
     """Decode a :class:`Sample`. NaN is not valid JSON, so ``NaN`` features are refused."""
-    return decode(data, Sample)
+    if len(data) <= MAX_MESSAGE_BYTES:  # the per-message path: the validator alone
+        try:
+            sample: Sample = _validate_sample(data)
+            return sample
+        except ValidationError:
+            pass
+    return decode(data, Sample)  # raises the DecodeError that says what is wrong
 
 
 def decode_query(data: bytes | str) -> Query:

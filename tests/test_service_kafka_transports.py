@@ -83,3 +83,39 @@ def test_errors_become_transport_errors(kafka_broker: Any, kafka_topics: Any) ->
         KafkaSource({"bootstrap_servers": "127.0.0.1:9"}, "g", {"bootstrap_timeout_ms": 500})
     with pytest.raises(TransportError, match="cannot connect to 127.0.0.1:9"):
         KafkaSink({"bootstrap_servers": "127.0.0.1:9"}, {"bootstrap_timeout_ms": 500})
+
+
+class _StubConsumer:
+    """Records the timeouts it is polled with; returns records from ``script``."""
+
+    def __init__(self, script: list[dict[Any, Any]]) -> None:
+        self.script = script
+        self.timeouts: list[int] = []
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[Any, Any]:
+        self.timeouts.append(timeout_ms)
+        if self.script:
+            return self.script.pop(0)
+        time.sleep(timeout_ms / 1000)
+        return {}
+
+
+def test_poll_slices_its_wait_while_messages_flow_and_waits_whole_when_idle() -> None:
+    import streamal.transports.kafka as kafka_transport
+
+    record = type("Record", (), {"topic": "t", "partition": 0, "offset": 3, "key": None,
+                                 "value": b"{}", "headers": [], "timestamp": 1})()
+    source = KafkaSource.__new__(KafkaSource)
+    source._flowing = False
+    stub = _StubConsumer([{}, {("t", 0): [record]}])
+    source._consumer = stub  # type: ignore[assignment]
+    assert source.poll(10, 0.2) == []  # idle: one poll for the whole timeout
+    assert len(stub.timeouts) == 1 and stub.timeouts[0] > 150
+    assert [e.offset for e in source.poll(10, 0.2)] == [3]  # messages: now flowing
+    stub.timeouts.clear()
+    assert source.poll(10, 0.06) == []  # flowing: slices, so a client stall stays short
+    assert max(stub.timeouts) <= kafka_transport._POLL_SLICE_MS
+    assert len(stub.timeouts) >= 3
+    stub.timeouts.clear()
+    source.poll(10, 0.06)  # nothing came: back to one whole wait
+    assert len(stub.timeouts) == 1

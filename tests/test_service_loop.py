@@ -389,3 +389,32 @@ def test_periodic_commits_do_not_wait_final_one_does(tmp_path: Path) -> None:
     # two periodic checkpoints (10, 20) commit asynchronously; the end of the run waits
     assert spy.waits == [False, False, True]
     assert broker.committed["streamal"] == {(TOPICS.samples, 0): 25}
+
+
+_GC_PROBE = """
+import gc, sys, tempfile
+from streamal.checkpoint import Checkpointer
+from streamal.replay import build_learner
+from streamal.service import LoopPolicy, Service
+from streamal.transports import MemoryBroker, MemorySink, MemorySource
+broker = MemoryBroker()
+broker.produce("streamal.samples", b'{"id": "1", "x": {"a": 1}}')
+service = Service(
+    build_learner("logreg", "entropy", "full", 1.0, seed=1), MemorySource(broker),
+    MemorySink(broker), Checkpointer(tempfile.mkdtemp()),
+    policy=LoopPolicy(tune_gc=sys.argv[1] == "on"),
+)
+service.run(count=1)
+print(gc.get_threshold()[0], gc.get_freeze_count() > 0)
+"""
+
+
+@pytest.mark.parametrize(("tune", "expected"), [("on", "10000 True"), ("off", "700 False")])
+def test_the_loop_tunes_the_garbage_collector_unless_told_not_to(tune: str, expected: str) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _GC_PROBE, tune], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split("\n")[-2] == expected

@@ -149,6 +149,11 @@ class RuntimeSettings(_Section):
     health_interval: float = 5.0
     flush_timeout: float = 10.0
     stall_timeout: float = 120.0
+    tune_gc: bool = Field(
+        default=True,
+        description="freeze start-up objects out of the garbage collector's reach and "
+        "collect the young generation less often (false: Python's defaults)",
+    )
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object per line"

@@ -146,6 +146,7 @@ def loop_policy(settings: Settings) -> LoopPolicy:
         health_interval=s.health_interval,
         flush_timeout=s.flush_timeout,
         stall_timeout=s.stall_timeout,
+        tune_gc=s.tune_gc,
     )
 
 

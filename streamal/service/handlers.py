@@ -89,11 +89,22 @@ class MessageHandler:
         self.sink = sink
         self.topics = topics
         self.metrics = Metrics(CollectorRegistry()) if metrics is None else metrics
+        self._count_sample = self.metrics.counts.sample
         self.dead_letter_max_bytes = dead_letter_max_bytes
         #: Queries decided since the last checkpoint, in decision order.
         self.outbox: list[Outgoing] = []
         #: Window mode only: the samples of the open window, by id.
         self.window_samples: OrderedDict[str, Sample] = OrderedDict()
+
+    @property
+    def learner(self) -> Any:
+        """The learner messages go to (replaced when a snapshot is restored)."""
+        return self._learner
+
+    @learner.setter
+    def learner(self, learner: Any) -> None:
+        self._learner = learner
+        self._take_queries = getattr(learner, "take_queries", None)
 
     def handle(self, env: Envelope) -> None:
         """Process one consumed message (messages of other topics are ignored)."""
@@ -108,12 +119,12 @@ class MessageHandler:
         except DecodeError as err:
             self._dead_letter(env, classify(env.value, err), str(err), "sample")
             return
-        learner = self.learner
+        learner = self._learner
         decision = learner.process(sample)
-        self.metrics.sample(decision.score, decision.prediction is not None)
+        self._count_sample(decision.score, decision.prediction is not None)
         if decision.queried:
             self._queue(learner.query_for(sample, decision))
-        take = getattr(learner, "take_queries", None)
+        take = self._take_queries
         if take is not None:
             self._windowed(sample, take())
         if self.topics.predictions is not None:

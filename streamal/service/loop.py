@@ -12,6 +12,7 @@ leave a query out for a decision it undoes. ``docs/service.md`` explains the pro
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import OrderedDict
@@ -29,9 +30,33 @@ from streamal.service.offsets import Offsets
 from streamal.service.policy import LoopPolicy
 from streamal.transports.base import Envelope, Sink, Source, TopicPartition
 
-__all__ = ["LoopPolicy", "Service", "Topics"]
+__all__ = ["LoopPolicy", "Service", "Topics", "tune_gc"]
 
 log = logging.getLogger("streamal.service")
+
+#: Allocations between two collections of the young generation (Python's default: 700).
+GC_YOUNG_THRESHOLD = 10_000
+_gc_tuned = False
+
+
+def tune_gc() -> None:
+    """Keep the garbage collector off the per-message path (once per process).
+
+    Every object alive when the loop starts (imported libraries, the model, the restored
+    state) is frozen (:func:`gc.freeze`): the collector never scans it again. And the
+    young generation is collected every 10,000 allocations instead of 700. Measured
+    with the throughput benchmark's service, full collections of 45-70 ms had stalled
+    one poll in three rounds; with both, the collector took under 1 ms per 20,000
+    messages. Objects are still freed by reference counting as usual.
+    """
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 class Service:
@@ -175,6 +200,8 @@ class Service:
         exception (or ``stop(fail=True)``) leaves the last checkpoint as it was.
         """
         self.restore()
+        if self._policy.tune_gc:
+            tune_gc()
         if not self._subscribed:
             self.source.subscribe([self._topics.samples, self._topics.labels], self)
             self._subscribed = True

@@ -28,7 +28,8 @@ class LoopPolicy:
     ``flush_timeout`` bounds each flush, including the one on a graceful stop.
     A loop turn longer than ``stall_timeout`` marks the process unhealthy.
     Dead letters larger than ``dead_letter_max_bytes`` are cut (below Kafka's default
-    1 MB message limit).
+    1 MB message limit). ``tune_gc`` lets the first run tune the garbage collector
+    (see :func:`streamal.service.loop.tune_gc`).
     """
 
     max_batch: int = 500
@@ -40,3 +41,4 @@ class LoopPolicy:
     flush_timeout: float = 10.0
     stall_timeout: float = 120.0
     dead_letter_max_bytes: int = 900_000
+    tune_gc: bool = True

@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("streamal.transports.kafka")
+#: Longest single kafka-python poll inside :meth:`KafkaSource.poll` (see there).
+_POLL_SLICE_MS = 10
 
 
 @contextmanager
@@ -174,6 +176,8 @@ class KafkaSource:
                 **self.client, group_id=group_id, enable_auto_commit=False, **settings
             )
         self._topics: list[str] = []
+        #: Whether the last poll returned messages (see :meth:`poll`).
+        self._flowing = False
 
     def subscribe(self, topics: Sequence[str], listener: RebalanceListener) -> None:
         self._topics = list(topics)
@@ -181,10 +185,23 @@ class KafkaSource:
             self._consumer.subscribe(self._topics, listener=_Listener(listener))
 
     def poll(self, max_records: int, timeout: float) -> list[Envelope]:
+        consumer, limit = self._consumer, max(1, max_records)
+        deadline = time.monotonic() + timeout
         with map_kafka_errors("poll failed"):
-            batches = self._consumer.poll(
-                timeout_ms=int(timeout * 1000), max_records=max(1, max_records)
-            )
+            # While messages flow, polls of at most _POLL_SLICE_MS each: when
+            # kafka-python finds no buffered record and no fetch in flight (as happens
+            # for a moment right after a fetch completes), it sleeps retry_backoff_ms
+            # (100 ms) before it looks again. That stalled about one poll in ten under
+            # load and made the 99th-percentile latency 100 ms; a slice bounds the
+            # sleep. Once a poll found nothing, one poll waits for the whole timeout
+            # (slices cost about 1 ms of CPU each, 10% of a core on an idle stream).
+            while True:
+                left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+                wait_ms = min(left_ms, _POLL_SLICE_MS) if self._flowing else left_ms
+                batches = consumer.poll(timeout_ms=wait_ms, max_records=limit)
+                if batches or wait_ms >= left_ms:
+                    break
+        self._flowing = bool(batches)
         new = tuple.__new__  # an Envelope from its fields, without keyword handling
         return [
             new(
