@@ -173,3 +173,27 @@ def test_learner_pickled_with_a_public_evaluation_still_loads() -> None:
     old.__setstate__(state)
     assert old.evaluation.queried.count == 0  # the unfolded label was in the log
     assert old.apply(Label(sample_id="2", y=True)) is LabelOutcome.UNKNOWN
+
+
+def test_query_json_is_the_encoded_query_message() -> None:
+    from streamal.messages import decode_query, encode
+
+    cases = [
+        build_learner("logreg", "entropy", "full", 1.0, seed=1, ttl=50.0),
+        build_learner("hoeffding", "margin", "full", 1.0, seed=2),
+        ActiveLearner(build_model("logreg"), strategies.Entropy(), budgets.FullBudget(),
+                      audit=1.0, seed=3),
+    ]
+    from itertools import islice
+
+    for al in cases:
+        for i, row in enumerate(islice(open_source("river:ImageSegments", seed=1), 60)):
+            s = Sample(id=row.id, x=row.x, ts=[None, 3, 4.5][i % 3])
+            decision = al.process(s)
+            assert decision.queried
+            fast, slow = al.query_json(s, decision), encode(al.query_for(s, decision))
+            assert fast == slow
+            assert decode_query(fast) == al.query_for(s, decision)
+            multi = isinstance(al.strategy, strategies.Margin)  # the tree takes 7 classes
+            assert row.y is not None
+            al.learn(Label(sample_id=s.id, y=row.y if multi else i % 2 == 0))

@@ -123,7 +123,7 @@ class MessageHandler:
         decision = learner.process(sample)
         self._count_sample(decision.score, decision.prediction is not None)
         if decision.queried:
-            self._queue(learner.query_for(sample, decision))
+            self._queue_decided(sample, decision)
         take = self._take_queries
         if take is not None:
             self._windowed(sample, take())
@@ -151,6 +151,15 @@ class MessageHandler:
             self._queue(query_for(chosen, decision))
         while len(recent) > max(1, getattr(learner, "window", 1)):
             recent.popitem(last=False)
+
+    def _queue_decided(self, sample: Sample, decision: Decision) -> None:
+        learner = self._learner
+        query_json = getattr(learner, "query_json", None)
+        if query_json is None:
+            self._queue(learner.query_for(sample, decision))
+            return
+        self.outbox.append((self.topics.queries, sample.id.encode(), query_json(sample, decision)))
+        self.metrics.query(type(learner.strategy).__name__, decision.purpose, sample.id)
 
     def _queue(self, query: Query) -> None:
         self.outbox.append((self.topics.queries, query.sample_id.encode(), encode(query)))

@@ -83,6 +83,7 @@ class Metrics:
         self.counts = MessageCounts(_SCORE_BUCKETS)
         registry.register(self.counts)
         self.queries = counter("queries_total", "Label queries issued.", "strategy", "purpose")
+        self._query_children: dict[tuple[str, str], Any] = {}
         self.labels = counter("labels_total", "Labels received, by outcome.", "outcome")
         self.dead_letters = counter(
             "dead_letters_total", "Messages sent to dead letters.", "reason"
@@ -181,7 +182,11 @@ class Metrics:
 
     def query(self, strategy: str, purpose: str, sample_id: str | None = None) -> None:
         """A query was issued (its time is kept to measure the label delay)."""
-        self.queries.labels(strategy, purpose).inc()
+        key = (strategy, purpose)
+        child = self._query_children.get(key)
+        if child is None:  # labels() takes a lock and builds a key: once per label set
+            child = self._query_children[key] = self.queries.labels(strategy, purpose)
+        child.inc()
         if sample_id is not None:
             asked = self._asked
             asked[sample_id] = time.time()
