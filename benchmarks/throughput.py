@@ -263,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         from throughput_service import service
 
         results["service"] = service(
-            n=300 if quick else 20_000,
-            rounds=1 if quick else 3,
+            n=300 if quick else 40_000,
+            rounds=1 if quick else 5,
             latency_n=200 if quick else 5000,
             latency_rate=500.0 if quick else 1000.0,
         )
