@@ -59,8 +59,14 @@ def test_demo_with_its_own_broker_runs_everything_and_stops_everything() -> None
     summary = _summary(out)
     assert summary["decided"] == 450
     assert 0 < summary["bought"] <= 450 * 0.1 + 1  # the budget holds live too
-    # A model that has learned beats chance on Phishing (about 55% for the majority).
-    assert summary["acc"] > 55.0
+    # Every bought label reached the live model, which learned from it.
+    learned = re.search(r"labels learned\s*│\s*(\d+)\s*│\s*model version (\d+)", out)
+    assert learned, out
+    assert int(learned.group(1)) == int(learned.group(2)) == summary["bought"]
+    # Predictions came out for the samples (a missing one counts as wrong). The accuracy
+    # itself is no test here: with about 40 labels arriving 1.5-2 s after their query,
+    # it swings between 54% and 64% from run to run (the majority class is 59.8%).
+    assert summary["acc"] > 40.0
     assert "labels learned" in out and "everything the demo started is stopped" in out
     assert not _listening(broker_port) and not _listening(metrics_port)
 
