@@ -281,20 +281,19 @@ class ActiveLearner:
         sample_id = sample.id
         if queried:
             stats.queried += 1
-            entry = PendingEntry(
-                sample_id,
-                x,
-                now,
-                _INF if expires_at is None else expires_at,
-                score,
-                prediction,
-                version,
-                purpose,
-                propensity,
+            self._put(
+                PendingEntry(
+                    sample_id,
+                    x,
+                    now,
+                    _INF if expires_at is None else expires_at,
+                    score,
+                    prediction,
+                    version,
+                    purpose,
+                    propensity,
+                )
             )
-            evicted = self.pending.put(entry)
-            if evicted is not None or expires_at is not None:
-                self._stored(entry, evicted)
             reason = "query"
         else:
             reason = "score" if budget.last_allowed else "budget"
@@ -336,13 +335,8 @@ class ActiveLearner:
         return False, "learn", audit * budget.rate
 
     def _put(self, entry: PendingEntry) -> None:
-        """Keep a queried arrival pending."""
+        """Keep a queried arrival pending: close the query it evicts, track its deadline."""
         evicted = self.pending.put(entry)
-        if evicted is not None or entry.expires_at != _INF:
-            self._stored(entry, evicted)
-
-    def _stored(self, entry: PendingEntry, evicted: PendingEntry | None) -> None:
-        """After ``entry`` was stored: close the query it evicted, track its deadline."""
         if evicted is not None:
             self.stats.evicted += 1
             self._close(evicted.sample_id, LabelOutcome.EXPIRED)

@@ -53,7 +53,7 @@ class BudgetManager(base.Base):  # type: ignore[misc]
         self._spent = 0
         self._window_cap = max(1, math.floor(rate * window + 1e-9))
         #: Arrival numbers of the latest labels (as many as the window guard looks at).
-        self._recent: deque[int] = deque(maxlen=self._recent_kept())
+        self._recent: deque[int] = deque(maxlen=self._window_cap)
         #: Probability with which the last arrival was queried, if the manager knows it
         #: (``None`` for deterministic rules); used for inverse-propensity weighting.
         self.last_probability: float | None = None

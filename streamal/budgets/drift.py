@@ -96,7 +96,7 @@ class DriftAware(Wrapper):
         self.delta = delta
         self.max_borrow = math.floor(boost * self.rate * boost_length + 1e-9)
         self._boost_cap = max(1, math.floor((1.0 + boost) * self.rate * window + 1e-9))
-        self._recent = deque(maxlen=self._recent_kept())
+        self._recent = deque(maxlen=self._boost_cap)
         # Imported here: river.drift pulls in river.datasets (about 1 s at start-up).
         from river.drift import ADWIN
 
@@ -122,9 +122,8 @@ class DriftAware(Wrapper):
         return 0.0
 
     def _recent_kept(self) -> int:
-        # A window overlapping a boost may hold the boosted number of labels (the base
-        # class asks before the boost cap is known; the deque is made again then).
-        return getattr(self, "_boost_cap", self._window_cap)
+        # A window overlapping a boost may hold the boosted number of labels.
+        return self._boost_cap
 
     def budget_left(self) -> bool:
         credit = self.credit()
