@@ -15,6 +15,12 @@ on the same in-memory data, so that load from other processes hits both alike):
                every arrival and learns the very same samples.
              * *default vs learning everything*: the default configuration against the
                bare loop that learns every arrival (what a user labelling everything pays).
+             * *floor* and *records, every sample*: references for the first ratio.
+               The floor loop does the least a pluggable learner does (the model,
+               ``score``, ``decide``, a dict of pending features); the records loop
+               adds the records the API keeps (a ``Decision`` per arrival, a
+               ``PendingEntry`` in a ``MemoryPendingStore`` per query). Neither has
+               expiry, duplicate handling, counters or accuracy estimates.
 
              Labels are built before the timed loops (the bare loop reads ``y`` from the
              sample too); building a ``Label`` is reported on its own.
@@ -47,8 +53,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ELEC, machine, materialize  # noqa: E402
 
 from streamal.defaults import DEFAULT_BUDGET, DEFAULT_STRATEGY  # noqa: E402
+from streamal.learner import Decision  # noqa: E402
 from streamal.messages import Label, Sample  # noqa: E402
 from streamal.models import build_model  # noqa: E402
+from streamal.pending import MemoryPendingStore, PendingEntry  # noqa: E402
+from streamal.registry import make_budget, make_strategy  # noqa: E402
 from streamal.replay import build_learner  # noqa: E402
 
 SEED = 1
@@ -85,6 +94,49 @@ def _active(
         for sample, label in zip(data, labels, strict=True):
             if process(sample).queried:
                 learn(label)
+        return time.perf_counter() - start
+
+    return loop
+
+
+def _floor(
+    model_spec: str, data: list[Sample], labels: list[Label], records: bool
+) -> Callable[[], float]:
+    """The least any pluggable learner does per sample, as a reference for ``al_full``.
+
+    The model's two calls, the strategy's ``score``, the manager's ``decide`` (the
+    ``full`` budget, guards included) and a dict of pending features. With ``records``,
+    also the two records the API keeps: a :class:`~streamal.learner.Decision` per
+    arrival (built as the learner builds it) and a
+    :class:`~streamal.pending.PendingEntry` in a
+    :class:`~streamal.pending.MemoryPendingStore` per query. Neither loop has TTL,
+    duplicate or eviction handling, counters or accuracy estimates.
+    """
+
+    def loop() -> float:
+        model = build_model(model_spec, SEED)
+        predict, learn_one = model.predict_proba_one, model.learn_one
+        score = make_strategy(DEFAULT_STRATEGY, seed=SEED).score
+        decide = make_budget("full", rate=1.0, seed=SEED).decide
+        pending: dict[str, dict[str, Any]] = {}
+        store = MemoryPendingStore()
+        new, inf = tuple.__new__, float("inf")
+        start = time.perf_counter()
+        if not records:
+            for sample, label in zip(data, labels, strict=True):
+                x = sample.x
+                if decide(score(x, predict(x), model)):
+                    pending[sample.id] = x
+                    learn_one(pending.pop(label.sample_id), label.y)
+            return time.perf_counter() - start
+        for seen, (sample, label) in enumerate(zip(data, labels, strict=True)):
+            x, sid = sample.x, sample.id
+            proba = predict(x)
+            s = score(x, proba, model)
+            if decide(s):
+                store.put(PendingEntry(sid, x, seen, inf, s, None, seen, "learn", 1.0))
+            new(Decision, (sid, proba, None, s, True, "query", seen, 1.0, None, "learn"))
+            learn_one(store.pop(label.sample_id).x, label.y)  # type: ignore[union-attr]
         return time.perf_counter() - start
 
     return loop
@@ -132,6 +184,8 @@ def core(n: int, rounds: int, models: tuple[str, ...]) -> dict[str, Any]:
         loops = {
             "bare_all": _bare(spec, sub, None),
             "al_full": _active(spec, "full", 1.0, sub, sub_labels),
+            "floor_full": _floor(spec, sub, sub_labels, records=False),
+            "records_full": _floor(spec, sub, sub_labels, records=True),
             "bare_same": _bare(spec, sub, chosen),
             "al_default": _active(spec, DEFAULT_BUDGET, 0.1, sub, sub_labels),
         }
@@ -145,6 +199,8 @@ def core(n: int, rounds: int, models: tuple[str, ...]) -> dict[str, Any]:
             "queried": len(chosen),
             "us": {k: 1e6 * statistics.median(v) / len(sub) for k, v in t.items()},
             "ratio_every_sample": ratio("bare_all", "al_full"),
+            "ratio_floor_every_sample": ratio("bare_all", "floor_full"),
+            "ratio_records_every_sample": ratio("bare_all", "records_full"),
             "ratio_default_same_updates": ratio("bare_same", "al_default"),
             "ratio_default_vs_learn_all": ratio("bare_all", "al_default"),
         }
@@ -199,8 +255,7 @@ def memory(n: int, every: int = 50_000, warmup: int = 200_000) -> dict[str, Any]
         "rss_max_after_warmup_mib": max(later),
         "growth_after_warmup": max(later) / base - 1.0,
         # time per sample must stay flat too (no structure that slows as it fills)
-        "slowdown_after_warmup": max(p["us_per_sample"] for p in after)
-        / after[0]["us_per_sample"]
+        "slowdown_after_warmup": max(p["us_per_sample"] for p in after) / after[0]["us_per_sample"]
         - 1.0,
         "max_pending": max_pending,
         "stats": {
