@@ -36,6 +36,9 @@ class LabelOutcome(enum.StrEnum):
 
 
 _APPLIED = LabelOutcome.APPLIED
+_OUTCOMES = {outcome.value: outcome for outcome in LabelOutcome}
+#: Separates the ids of the closed-id memory in its pickled form (no outcome holds it).
+_SEP = "\x00"
 #: Applied labels are logged raw, and folded into the closed-id memory and the
 #: evaluation every this many labels or before either is read.
 _FOLD_EVERY = 1024
@@ -119,12 +122,26 @@ class _RecentIds:
     def get(self, sample_id: str) -> LabelOutcome | None:
         return self._ids.get(sample_id)
 
-    def __getstate__(self) -> tuple[int, dict[str, LabelOutcome]]:
-        # A dict keeps insertion order, which is the closing order.
-        return (self.maxlen, self._ids)
+    def __getstate__(self) -> tuple[int, str, str] | tuple[int, dict[str, LabelOutcome]]:
+        # The memory is in every snapshot: as two joined strings (ids, outcomes) it
+        # pickles in about 1 ms at 100,000 ids, as a dict of enum members in 12. A dict
+        # keeps insertion order, which is the closing order. The dict itself is kept
+        # when empty or when an id holds the separator.
+        ids = self._ids
+        joined = _SEP.join(ids)
+        if not ids or joined.count(_SEP) != len(ids) - 1:
+            return (self.maxlen, ids)
+        return (self.maxlen, joined, _SEP.join(ids.values()))
 
-    def __setstate__(self, state: tuple[int, dict[str, LabelOutcome]]) -> None:
-        self.maxlen, ids = state
+    def __setstate__(
+        self, state: tuple[int, str, str] | tuple[int, dict[str, LabelOutcome]]
+    ) -> None:
+        if len(state) == 3:
+            self.maxlen, joined, outcomes = state
+            parts = map(_OUTCOMES.__getitem__, outcomes.split(_SEP))
+            ids = dict(zip(joined.split(_SEP), parts, strict=True))
+        else:
+            self.maxlen, ids = state
         self._ids = dict(ids)
         self._order = deque(ids)
 
@@ -433,9 +450,7 @@ class ActiveLearner:
         self.model_version += 1
 
     # -- helpers -------------------------------------------------------------------
-    def query_for(
-        self, sample: Sample, decision: Decision, purpose: str | None = None
-    ) -> Query:
+    def query_for(self, sample: Sample, decision: Decision, purpose: str | None = None) -> Query:
         """The :class:`Query` message for a queried arrival (``purpose``: the decision's)."""
         return Query(
             sample_id=sample.id,

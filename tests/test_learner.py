@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 
+import pytest
+
 from streamal import ActiveLearner, Label, LabelOutcome, Sample, budgets, strategies
 from streamal.models import build_model
 from streamal.pending import SQLitePendingStore
@@ -12,8 +14,13 @@ from streamal.sources import open_source
 
 
 def learner(rate: float = 0.5, ttl: float | None = None, **kw: object) -> ActiveLearner:
-    return ActiveLearner(build_model("logreg"), strategies.Entropy(),
-                         budgets.VariableThreshold(rate=rate), ttl=ttl, **kw)  # type: ignore[arg-type]
+    return ActiveLearner(
+        build_model("logreg"),
+        strategies.Entropy(),
+        budgets.VariableThreshold(rate=rate),
+        ttl=ttl,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def sample(i: int, ts: float | None = None) -> Sample:
@@ -74,8 +81,10 @@ def test_bounded_pending_store_evicts_and_reports() -> None:
 
 def test_warm_start_counts_as_updates() -> None:
     al = learner()
-    n = al.warm_start([(sample(i).x, i % 2 == 0) for i in range(5)]
-                      + [Sample(id="w", x={"a": 1.0, "c": "x"}, y=True)])
+    n = al.warm_start(
+        [(sample(i).x, i % 2 == 0) for i in range(5)]
+        + [Sample(id="w", x={"a": 1.0, "c": "x"}, y=True)]
+    )
     assert n == 6 and al.model_version == 6
     assert al.process(sample(1)).prediction in {True, False}
 
@@ -132,11 +141,28 @@ def test_closed_ids_are_forgotten_oldest_first_and_old_pickles_load() -> None:
     assert outcomes[:2] == [LabelOutcome.UNKNOWN] * 2
     assert outcomes[2:] == [LabelOutcome.DUPLICATE] * 3
     # a learner pickled when the memory was a plain dict still resumes
-    state = al._closed.__getstate__()
-    al._closed.__setstate__((state[0], dict(state[1])))
+    al._closed.__setstate__((3, dict(al._closed._ids)))
     al.process(sample(9))
     assert al.learn(Label(sample_id="9", y=True))
     assert al.apply(Label(sample_id=ids[2], y=True)) is LabelOutcome.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [[], [""], ["a", "b", "c"], ["a\x00b", "c"], ["\x00"], ["x", ""]],
+    ids=["empty", "one-empty-id", "plain", "separator-in-id", "only-separator", "empty-last"],
+)
+def test_closed_id_memory_pickles_to_the_same_ids_outcomes_and_order(ids: list[str]) -> None:
+    from streamal.learner import _RecentIds
+
+    memory = _RecentIds(maxlen=10)
+    for i, sid in enumerate(ids):
+        memory.add(sid, LabelOutcome.EXPIRED if i % 2 else LabelOutcome.APPLIED)
+    restored = pickle.loads(pickle.dumps(memory))
+    assert restored.maxlen == 10
+    assert list(restored._ids.items()) == list(memory._ids.items())
+    assert list(restored._order) == list(memory._order)
+    assert all(type(v) is LabelOutcome for v in restored._ids.values())
 
 
 def test_applied_labels_are_folded_in_batches_without_changing_outcomes() -> None:
@@ -181,8 +207,9 @@ def test_query_json_is_the_encoded_query_message() -> None:
     cases = [
         build_learner("logreg", "entropy", "full", 1.0, seed=1, ttl=50.0),
         build_learner("hoeffding", "margin", "full", 1.0, seed=2),
-        ActiveLearner(build_model("logreg"), strategies.Entropy(), budgets.FullBudget(),
-                      audit=1.0, seed=3),
+        ActiveLearner(
+            build_model("logreg"), strategies.Entropy(), budgets.FullBudget(), audit=1.0, seed=3
+        ),
     ]
     from itertools import islice
 
