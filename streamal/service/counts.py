@@ -3,9 +3,10 @@
 A ``prometheus_client`` counter or histogram takes a lock and several calls per update,
 about a microsecond each: on the per-sample path, with four updates per sample, that was
 a fifth of the service's own time. :class:`MessageCounts` keeps the per-message figures
-in plain integers and one bucket list, updated only by the consumer thread, and yields
-them as metric families on each scrape (a custom collector). A scrape reads a list copy
-and integers, so it sees a consistent histogram without taking a lock.
+(and the per-query counter, 2.5% of the service's time in a py-spy profile) in plain
+integers, one bucket list and a dict, updated only by the consumer thread, and yields
+them as metric families on each scrape (a custom collector). A scrape reads copies and
+integers, so it sees a consistent histogram without taking a lock.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class MessageCounts(Collector):  # type: ignore[misc]
     """Messages consumed, samples decided, predictions, and the score histogram.
 
     Exports ``streamal_messages_consumed_total{kind}``, ``streamal_samples_total``,
-    ``streamal_predictions_total`` and the histogram ``streamal_score``.
+    ``streamal_predictions_total``, ``streamal_queries_total{strategy,purpose}`` and the
+    histogram ``streamal_score``.
 
     Parameters
     ----------
@@ -46,6 +48,11 @@ class MessageCounts(Collector):  # type: ignore[misc]
     1.0
     >>> registry.get_sample_value("streamal_messages_consumed_total", {"kind": "label"})
     1.0
+    >>> counts.query("Entropy", "learn")
+    >>> registry.get_sample_value(
+    ...     "streamal_queries_total", {"strategy": "Entropy", "purpose": "learn"}
+    ... )
+    1.0
     """
 
     def __init__(self, score_buckets: tuple[float, ...]) -> None:
@@ -55,6 +62,7 @@ class MessageCounts(Collector):  # type: ignore[misc]
         self.samples = 0
         self.predictions = 0
         self.messages: dict[str, int] = {"sample": 0, "label": 0}
+        self.queries: dict[tuple[str, str], int] = {}
 
     def sample(self, score: float, predicted: bool) -> None:
         """A sample was decided with ``score``; ``predicted``: it got a prediction."""
@@ -63,6 +71,11 @@ class MessageCounts(Collector):  # type: ignore[misc]
             self.predictions += 1
         self.buckets[bisect_left(self.bounds, score)] += 1
         self.score_sum += score
+
+    def query(self, strategy: str, purpose: str) -> None:
+        """A query was issued by ``strategy`` for ``purpose`` (``learn`` or ``audit``)."""
+        key = (strategy, purpose)
+        self.queries[key] = self.queries.get(key, 0) + 1
 
     def message(self, kind: str) -> None:
         """A message of ``kind`` other than a decided sample was consumed."""
@@ -84,6 +97,12 @@ class MessageCounts(Collector):  # type: ignore[misc]
         yield CounterMetricFamily(
             "streamal_predictions", "Samples that got a prediction.", value=float(self.predictions)
         )
+        queries = CounterMetricFamily(
+            "streamal_queries", "Label queries issued.", labels=["strategy", "purpose"]
+        )
+        for (strategy, purpose), count in sorted(dict(self.queries).items()):
+            queries.add_metric([strategy, purpose], float(count))
+        yield queries
         counts, total = list(self.buckets), 0
         cumulative = []
         for bound, count in zip([*self.bounds, float("inf")], counts, strict=True):

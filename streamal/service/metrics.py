@@ -82,8 +82,7 @@ class Metrics:
         #: per-sample path, exported at each scrape.
         self.counts = MessageCounts(_SCORE_BUCKETS)
         registry.register(self.counts)
-        self.queries = counter("queries_total", "Label queries issued.", "strategy", "purpose")
-        self._query_children: dict[tuple[str, str], Any] = {}
+        self._count_query = self.counts.query
         self.labels = counter("labels_total", "Labels received, by outcome.", "outcome")
         self.dead_letters = counter(
             "dead_letters_total", "Messages sent to dead letters.", "reason"
@@ -182,11 +181,7 @@ class Metrics:
 
     def query(self, strategy: str, purpose: str, sample_id: str | None = None) -> None:
         """A query was issued (its time is kept to measure the label delay)."""
-        key = (strategy, purpose)
-        child = self._query_children.get(key)
-        if child is None:  # labels() takes a lock and builds a key: once per label set
-            child = self._query_children[key] = self.queries.labels(strategy, purpose)
-        child.inc()
+        self._count_query(strategy, purpose)
         if sample_id is not None:
             asked = self._asked
             asked[sample_id] = time.time()
