@@ -14,13 +14,8 @@ from streamal.sources import open_source
 
 
 def learner(rate: float = 0.5, ttl: float | None = None, **kw: object) -> ActiveLearner:
-    return ActiveLearner(
-        build_model("logreg"),
-        strategies.Entropy(),
-        budgets.VariableThreshold(rate=rate),
-        ttl=ttl,
-        **kw,
-    )  # type: ignore[arg-type]
+    return ActiveLearner(build_model("logreg"), strategies.Entropy(),
+                         budgets.VariableThreshold(rate=rate), ttl=ttl, **kw)  # type: ignore[arg-type]
 
 
 def sample(i: int, ts: float | None = None) -> Sample:
@@ -81,10 +76,8 @@ def test_bounded_pending_store_evicts_and_reports() -> None:
 
 def test_warm_start_counts_as_updates() -> None:
     al = learner()
-    n = al.warm_start(
-        [(sample(i).x, i % 2 == 0) for i in range(5)]
-        + [Sample(id="w", x={"a": 1.0, "c": "x"}, y=True)]
-    )
+    n = al.warm_start([(sample(i).x, i % 2 == 0) for i in range(5)]
+                      + [Sample(id="w", x={"a": 1.0, "c": "x"}, y=True)])
     assert n == 6 and al.model_version == 6
     assert al.process(sample(1)).prediction in {True, False}
 
