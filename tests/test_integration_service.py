@@ -357,6 +357,8 @@ def test_broker_killed_under_the_service(own_kafka_broker: Any, tmp_path: Path) 
     send(100, 150)
     _wait(lambda: serve.metric("streamal_learner_events", event="seen") == 150, 30, "150 seen")
     assert serve.proc.poll() is None
+    # (the broker keeps nothing across a restart: what the snapshot lacks is lost with it)
+    _wait(lambda: _final(state).learner.stats.seen == 150, 10, "150 in the snapshot")
     # A long outage: the service exits non-zero with a clear message ...
     broker.kill()
     assert serve.proc.wait(30) == 3

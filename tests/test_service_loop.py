@@ -316,6 +316,50 @@ def test_broker_outage_is_ridden_out_then_exits_when_too_long(tmp_path: Path) ->
     assert service.health() == (False, "the loop failed")
 
 
+class RecordingSink(MemorySink):
+    """A memory sink that records the timeout of every flush and of its close."""
+
+    def __init__(self, broker: MemoryBroker) -> None:
+        super().__init__(broker)
+        self.flushes: list[float] = []
+        self.closed_with: float | None = None
+
+    def flush(self, timeout: float) -> bool:
+        self.flushes.append(timeout)
+        return super().flush(timeout)
+
+    def close(self, timeout: float) -> None:
+        self.closed_with = timeout
+        super().close(timeout)
+
+
+def test_no_checkpoint_waits_on_a_broker_known_to_be_down(tmp_path: Path) -> None:
+    # Each checkpoint would wait flush_timeout for a broker that cannot answer: the loop
+    # skips them until a probe finds it again, and closing does not wait either.
+    broker, clock = MemoryBroker(), Clock()
+    sink = RecordingSink(broker)
+    policy = LoopPolicy(commit_every=1, commit_interval=1.0, health_interval=1.0,
+                        broker_timeout=10.0, flush_timeout=7.0)
+    service = make(broker, tmp_path, clock=clock, policy=policy, sink=sink)
+    broker.produce(TOPICS.samples, sample(0))
+    service.run(count=1)
+    broker.produce(TOPICS.samples, sample(1))
+    service._process(service.source.poll(1, 0.0))  # work not checkpointed yet
+    broker.down = True
+    sink.send(TOPICS.queries, b"in flight")  # stuck: every flush now times out
+    sink.flushes.clear()
+    with pytest.raises(TransportError, match="unreachable"):
+        service.run(timeout=60.0)
+    assert sink.flushes == [7.0]  # the one that found the broker down, then none
+    service.close()
+    assert sink.closed_with == 0.0
+    # A broker that answers again gets the checkpoints and a waiting close back.
+    broker.down = False
+    service.watch.observe(got_records=True)
+    service.close()
+    assert sink.closed_with == 7.0
+
+
 def test_stop_flush_timeout_keeps_the_last_checkpoint(tmp_path: Path) -> None:
     broker = MemoryBroker()
     service = make(broker, tmp_path)

@@ -244,11 +244,16 @@ class Service:
             self._failed = True
 
     def close(self) -> None:
-        """Close the transports (after :meth:`run`)."""
+        """Close the transports (after :meth:`run`).
+
+        With the broker known to be unreachable, the producer is closed without waiting
+        for its messages: they could not be delivered, and the work behind them is redone
+        from the last snapshot on restart.
+        """
         try:
             self.source.close()
         finally:
-            self.sink.close(self._policy.flush_timeout)
+            self.sink.close(self._policy.flush_timeout if self.watch.reachable else 0.0)
 
     def __enter__(self) -> Service:
         return self
@@ -267,7 +272,9 @@ class Service:
 
     # -- checkpoints ---------------------------------------------------------------
     def _maybe_checkpoint(self) -> None:
-        if not self._since_commit:
+        # While the broker is known to be down a checkpoint's flush would only wait
+        # flush_timeout and fail; the watch's probe (or records) says when it is back.
+        if not self._since_commit or not self.watch.reachable:
             return
         policy = self._policy
         if (
