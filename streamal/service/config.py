@@ -134,7 +134,7 @@ class CheckpointSettings(_Section):
 
     dir: Path = Path("streamal-state")
     keep: int = 3
-    every: int = Field(default=10_000, description="messages between checkpoints")
+    every: int = Field(default=50_000, description="messages between checkpoints")
     interval: float = Field(default=1.0, description="seconds between checkpoints")
 
 

@@ -20,7 +20,7 @@ class LoopPolicy:
     revoke waits for at most one batch. ``poll_timeout`` bounds how late a ``stop()`` is
     noticed. ``commit_every``/``commit_interval`` bound the work redone after a crash
     and how long a query waits before it is published: by default a checkpoint runs
-    once a second, or sooner after 10,000 messages, so a query is out within about a
+    once a second, or sooner after 50,000 messages, so a query is out within about a
     second and a checkpoint (a few milliseconds) costs a fraction of a percent of a
     busy loop's time. ``broker_timeout`` is how long
     the broker may be unreachable before the service exits non-zero (so that an
@@ -34,7 +34,7 @@ class LoopPolicy:
 
     max_batch: int = 500
     poll_timeout: float = 0.5
-    commit_every: int = 10_000
+    commit_every: int = 50_000
     commit_interval: float = 1.0
     broker_timeout: float = 60.0
     health_interval: float = 5.0
