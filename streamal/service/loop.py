@@ -248,7 +248,8 @@ class Service:
 
         With the broker known to be unreachable, the producer is closed without waiting
         for its messages: they could not be delivered, and the work behind them is redone
-        from the last snapshot on restart.
+        from the last snapshot on restart. (kafka-python's producer then raises its
+        flush timeout at once, which ``streamal serve`` logs.)
         """
         try:
             self.source.close()

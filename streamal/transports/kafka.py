@@ -351,16 +351,5 @@ class KafkaSink:
         return done
 
     def close(self, timeout: float) -> None:
-        """Close the producer, waiting up to ``timeout`` seconds for its messages.
-
-        Messages not delivered by then are dropped with a warning (kafka-python flushes
-        before it closes and gives up after ``timeout``; its I/O thread is a daemon).
-        """
         with map_kafka_errors("producer close failed"):
-            try:
-                self._producer.close(timeout=timeout)
-            except kafka_errors.KafkaTimeoutError:
-                log.warning(
-                    "producer closed with messages the broker did not take within %.0f s",
-                    timeout,
-                )
+            self._producer.close(timeout=timeout)
