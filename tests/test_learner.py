@@ -200,9 +200,8 @@ def test_query_json_is_the_encoded_query_message() -> None:
     cases = [
         build_learner("logreg", "entropy", "full", 1.0, seed=1, ttl=50.0),
         build_learner("hoeffding", "margin", "full", 1.0, seed=2),
-        ActiveLearner(
-            build_model("logreg"), strategies.Entropy(), budgets.FullBudget(), audit=1.0, seed=3
-        ),
+        ActiveLearner(build_model("logreg"), strategies.Entropy(), budgets.FullBudget(),
+                      audit=1.0, seed=3),
     ]
     from itertools import islice
 

@@ -353,7 +353,7 @@ def test_no_checkpoint_waits_on_a_broker_known_to_be_down(tmp_path: Path) -> Non
     assert sink.flushes == [7.0]  # the one that found the broker down, then none
     service.close()
     assert sink.closed_with == 0.0
-    # A broker that answers again gets the checkpoints and a waiting close back.
+    # Once the broker answers again, closing waits for the producer as before.
     broker.down = False
     service.watch.observe(got_records=True)
     service.close()
