@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from streamal.core.models import build_model
+from streamal.core.registry import BUDGETS, STRATEGIES, make_budget, make_strategy
 from streamal.defaults import DEFAULT_BUDGET, DEFAULT_MODEL, DEFAULT_STRATEGY
-from streamal.models import build_model
-from streamal.oracle import SimulatedOracle
-from streamal.registry import BUDGETS, STRATEGIES, make_budget, make_strategy
-from streamal.replay import build_learner, replay
-from streamal.sources import open_source
+from streamal.offline.oracle import SimulatedOracle
+from streamal.offline.replay import build_learner, replay
+from streamal.offline.streams import open_source
 from streamal.window import SELECTORS, WindowLearner
 
 ELEC = Path("/work/shared/data/elec.csv")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from streamal.messages import Sample
-from streamal.sources import open_source
+from streamal.offline.streams import open_source
 
 ROOT = Path(__file__).resolve().parent.parent
 ELEC = Path(os.environ.get("STREAMAL_ELEC2", "/work/shared/data/elec.csv"))

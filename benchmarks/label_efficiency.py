@@ -44,8 +44,8 @@ from common import ELEC, ROOT, ResultCache, cache_key, machine, materialize, pro
 from label_efficiency_report import write_report  # noqa: E402
 
 from streamal.messages import Sample  # noqa: E402
-from streamal.oracle import SimulatedOracle  # noqa: E402
-from streamal.replay import build_learner, replay  # noqa: E402
+from streamal.offline.oracle import SimulatedOracle  # noqa: E402
+from streamal.offline.replay import build_learner, replay  # noqa: E402
 
 #: Score-aware managers compared (the score-blind ones are the baselines).
 MANAGERS = (

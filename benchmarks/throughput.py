@@ -52,13 +52,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ELEC, machine, materialize  # noqa: E402
 
+from streamal.core.learner import Decision  # noqa: E402
+from streamal.core.models import build_model  # noqa: E402
+from streamal.core.pending import MemoryPendingStore, PendingEntry  # noqa: E402
+from streamal.core.registry import make_budget, make_strategy  # noqa: E402
 from streamal.defaults import DEFAULT_BUDGET, DEFAULT_STRATEGY  # noqa: E402
-from streamal.learner import Decision  # noqa: E402
 from streamal.messages import Label, Sample  # noqa: E402
-from streamal.models import build_model  # noqa: E402
-from streamal.pending import MemoryPendingStore, PendingEntry  # noqa: E402
-from streamal.registry import make_budget, make_strategy  # noqa: E402
-from streamal.replay import build_learner  # noqa: E402
+from streamal.offline.replay import build_learner  # noqa: E402
 
 SEED = 1
 
@@ -106,10 +106,10 @@ def _floor(
 
     The model's two calls, the strategy's ``score``, the manager's ``decide`` (the
     ``full`` budget, guards included) and a dict of pending features. With ``records``,
-    also the two records the API keeps: a :class:`~streamal.learner.Decision` per
+    also the two records the API keeps: a :class:`~streamal.core.learner.Decision` per
     arrival (built as the learner builds it) and a
-    :class:`~streamal.pending.PendingEntry` in a
-    :class:`~streamal.pending.MemoryPendingStore` per query. Neither loop has TTL,
+    :class:`~streamal.core.pending.PendingEntry` in a
+    :class:`~streamal.core.pending.MemoryPendingStore` per query. Neither loop has TTL,
     duplicate or eviction handling, counters or accuracy estimates.
     """
 
@@ -220,9 +220,9 @@ def memory(n: int, every: int = 50_000, warmup: int = 200_000) -> dict[str, Any]
     """RSS along a long replay; growth after ``warmup`` samples, largest pending store."""
     import gc
 
-    from streamal.oracle import SimulatedOracle
-    from streamal.replay import iter_replay
-    from streamal.sources import open_source
+    from streamal.offline.oracle import SimulatedOracle
+    from streamal.offline.replay import iter_replay
+    from streamal.offline.streams import open_source
 
     learner = build_learner("logreg", DEFAULT_STRATEGY, DEFAULT_BUDGET, 0.1, SEED, ttl=1000)
     oracle = SimulatedOracle("uniform:0:2000", seed=SEED)

@@ -1,6 +1,6 @@
 """The service through a real broker: throughput against a bare consumer, and latency.
 
-A local tansu broker (:class:`streamal.broker.LocalBroker`) holds one topic of samples
+A local tansu broker (:class:`streamal.dev.broker.LocalBroker`) holds one topic of samples
 (Elec2, or SEA, without labels). Per round, on that same topic, with fresh consumer
 groups:
 
@@ -40,8 +40,8 @@ from typing import Any
 
 from throughput import SEED, core_data
 
+from streamal.core.models import build_model
 from streamal.messages import Sample, encode
-from streamal.models import build_model
 
 WARM = 2000
 #: Queries unanswered for 1,000 arrivals expire, so the pending store (and the snapshot
@@ -322,7 +322,7 @@ def _latency(
 
 def service(n: int, rounds: int, latency_n: int, latency_rate: float) -> dict[str, Any]:
     """Service/bare throughput ratio per round (median reported) and append→decision latency."""
-    from streamal.broker import LocalBroker
+    from streamal.dev.broker import LocalBroker
     from streamal.transports.admin import create_topics
 
     _, data = core_data(n + WARM)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections import deque
 
 from streamal import ActiveLearner, Label, budgets, strategies
-from streamal.models import build_model
-from streamal.replay import ReplayConfig, compare
-from streamal.sources import open_source
+from streamal.core.models import build_model
+from streamal.offline.replay import ReplayConfig, compare
+from streamal.offline.streams import open_source
 
 RATE, DELAY = 0.1, 50
 

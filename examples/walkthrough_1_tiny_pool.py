@@ -7,7 +7,7 @@ whose class probability is closest to 0.5, printing the accuracy on all 100 samp
 The streaming version sees the other 95 samples once each, in a random order, and must
 decide on the spot: least-confidence scores, a budget of 5 labels (rate 5/95) spent by
 the variable-threshold manager (Žliobaitė et al. 2014), the same forest wrapped by
-:class:`streamal.sklearn.SklearnClassifier`. Random querying at the same budget is the
+:class:`streamal.core.sklearn.SklearnClassifier`. Random querying at the same budget is the
 baseline for both. Since one seed of a 100-sample problem says little, the same
 comparison is then repeated over several seeds (different initial labels and orders).
 
@@ -25,7 +25,7 @@ from sklearn.ensemble import RandomForestClassifier
 from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
 
 from streamal import ActiveLearner, budgets, strategies
-from streamal.sklearn import SklearnClassifier
+from streamal.core.sklearn import SklearnClassifier
 
 POOL, INITIAL, ROUNDS = 100, 5, 5
 

@@ -9,7 +9,7 @@ The streaming version warm-starts on the same 90 labels and then sees the other 
 samples once each, in a random order, with a budget of the same 20 labels (rate 20/810):
 least-confidence scores, spent by the balanced incremental quantile filter (Kottke et
 al. 2015) or by the variable threshold (Žliobaitė et al. 2014), the same logistic
-regression refitted by :class:`streamal.sklearn.SklearnClassifier` after every label. Random
+regression refitted by :class:`streamal.core.sklearn.SklearnClassifier` after every label. Random
 querying at the same number of labels is the baseline beside both. The comparison is
 repeated over several seeds (different splits and orders).
 
@@ -27,7 +27,7 @@ from sklearn.model_selection import train_test_split
 from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
 
 from streamal import ActiveLearner, budgets, strategies
-from streamal.sklearn import SklearnClassifier
+from streamal.core.sklearn import SklearnClassifier
 
 QUERIES = 20
 

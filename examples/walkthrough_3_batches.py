@@ -9,7 +9,7 @@ and its test F1, and the F1 is plotted against the number of labels.
 The streaming version uses window mode: the 398 other samples arrive once each in a
 random order; after every window of 16 arrivals, :class:`streamal.window.WindowLearner`
 picks the 4 with the highest margin score (rate 4/16), the labels come back at once, and
-the same MLP, wrapped by :class:`streamal.sklearn.SklearnClassifier`, is refitted. It
+the same MLP, wrapped by :class:`streamal.core.sklearn.SklearnClassifier`, is refitted. It
 keeps the same per-window records. Random batches are the baseline beside both.
 
 Run: ``python examples/walkthrough_3_batches.py --out OUT [--fast]``
@@ -33,7 +33,7 @@ from sklearn.preprocessing import StandardScaler
 from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
 
 from streamal import ActiveLearner, budgets, strategies
-from streamal.sklearn import SklearnClassifier
+from streamal.core.sklearn import SklearnClassifier
 from streamal.window import WindowLearner
 
 BATCH, WINDOW = 4, 16

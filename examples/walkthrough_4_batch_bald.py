@@ -11,7 +11,7 @@ The pool-based loop calls streamal's own BatchBALD selector with the whole pool 
 "window". The streaming version is window mode proper: the pool arrives once, in a
 random order, in 5 windows of 60, and :class:`streamal.window.WindowLearner` picks 4 of
 each window by BatchBALD over the same ensemble, wrapped by
-:class:`streamal.sklearn.SklearnClassifier`. Random batches are the baseline beside both.
+:class:`streamal.core.sklearn.SklearnClassifier`. Random batches are the baseline beside both.
 With no label yet, the first batch has no ensemble to consult and is effectively random.
 
 Run: ``python examples/walkthrough_4_batch_bald.py --out OUT [--fast]``
@@ -30,7 +30,7 @@ from sklearn.model_selection import train_test_split
 from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
 
 from streamal import ActiveLearner, budgets, strategies
-from streamal.sklearn import OneClassFallback, SklearnClassifier
+from streamal.core.sklearn import OneClassFallback, SklearnClassifier
 from streamal.strategies.batch import Batch, BatchBALD
 from streamal.window import WindowLearner
 

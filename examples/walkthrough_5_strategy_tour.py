@@ -14,7 +14,7 @@ accuracy (every arrival is predicted before it can be learned) for each strategy
 
 Each model also runs with random labels (``random``) and with every label (``full``),
 the floor and the ceiling of its group. Everything goes through
-:func:`streamal.replay.replay`, the same driver as ``streamal replay``.
+:func:`streamal.offline.replay.replay`, the same driver as ``streamal replay``.
 
 Run: ``python examples/walkthrough_5_strategy_tour.py --out OUT [--fast]``
 """
@@ -28,11 +28,11 @@ import numpy as np
 from walkthrough_common import options, plt, save, table
 
 from streamal import ActiveLearner
-from streamal.models import build_model
-from streamal.oracle import SimulatedOracle
-from streamal.registry import make_budget, make_strategy
-from streamal.replay import replay
-from streamal.sources import open_source
+from streamal.core.models import build_model
+from streamal.core.registry import make_budget, make_strategy
+from streamal.offline.oracle import SimulatedOracle
+from streamal.offline.replay import replay
+from streamal.offline.streams import open_source
 from streamal.window import WindowLearner
 
 RATE = 0.1

@@ -1,6 +1,9 @@
 """streamal: stream-based online active learning, as a library and a Kafka service."""
 
-from streamal import budgets, models, strategies
+from streamal import budgets, strategies
+from streamal.core import models
+from streamal.core.learner import ActiveLearner, Decision, LabelOutcome
+from streamal.core.pending import MemoryPendingStore, PendingEntry, SQLitePendingStore
 from streamal.exceptions import (
     CheckpointError,
     ConfigError,
@@ -9,9 +12,7 @@ from streamal.exceptions import (
     StreamalError,
     TransportError,
 )
-from streamal.learner import ActiveLearner, Decision, LabelOutcome
 from streamal.messages import Label, Query, Sample
-from streamal.pending import MemoryPendingStore, PendingEntry, SQLitePendingStore
 
 __version__ = "0.1.0"
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_BUDGET", "DEFAULT_MODEL", "DEFAULT_RATE", "DEFAULT_SEED", "DEFAULT_STRATEGY"]
 
-#: Model spec (see :mod:`streamal.models`).
+#: Model spec (see :mod:`streamal.core.models`).
 DEFAULT_MODEL = "arf"
-#: Strategy spec (see :mod:`streamal.registry`).
+#: Strategy spec (see :mod:`streamal.core.registry`).
 DEFAULT_STRATEGY = "entropy"
 #: Budget manager spec.
 DEFAULT_BUDGET = "variable_threshold"

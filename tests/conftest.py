@@ -27,7 +27,7 @@ survives a broker restart), ``kafka_broker.unique("group")`` for group ids,
 ``STREAMAL_*`` settings you add). Mark tests that use these
 fixtures with ``@pytest.mark.kafka``. Every consume loop needs a deadline.
 
-See ``streamal/broker.py`` for the broker itself and the KAFKA notes for tansu's quirks
+See ``streamal/dev/broker.py`` for the broker itself and the KAFKA notes for tansu's quirks
 (no ``latest`` offsets after batched produce, no transactions isolation, no restart state).
 """
 
@@ -48,7 +48,7 @@ from typing import Any
 
 import pytest
 
-from streamal.broker import LocalBroker
+from streamal.dev.broker import LocalBroker
 from streamal.transports.admin import create_topics, delete_topics
 
 __all__ = ["TEST_CONSUMER", "TEST_PRODUCER", "KafkaTestBroker", "unique"]
@@ -80,7 +80,7 @@ def unique(prefix: str) -> str:
 
 
 class KafkaTestBroker:
-    """A :class:`~streamal.broker.LocalBroker` with the small admin helpers tests need."""
+    """A :class:`~streamal.dev.broker.LocalBroker` with the small admin helpers tests need."""
 
     consumer_settings = TEST_CONSUMER
     producer_settings = TEST_PRODUCER

@@ -8,8 +8,8 @@ import pytest
 
 from streamal import Label
 from streamal.defaults import DEFAULT_BUDGET, DEFAULT_MODEL, DEFAULT_STRATEGY
-from streamal.replay import ReplayConfig, build_learner, compare
-from streamal.sources import open_source
+from streamal.offline.replay import ReplayConfig, build_learner, compare
+from streamal.offline.streams import open_source
 
 ELEC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "elec.csv"
 

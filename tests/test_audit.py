@@ -9,12 +9,12 @@ from typer.testing import CliRunner
 
 from streamal import ActiveLearner, Label
 from streamal.cli.app import app
-from streamal.evaluation import LabelEvaluation, RunningMean
+from streamal.core.evaluation import LabelEvaluation, RunningMean
+from streamal.core.models import build_model
+from streamal.core.registry import make_budget, make_strategy
 from streamal.exceptions import ConfigError
-from streamal.models import build_model
-from streamal.registry import make_budget, make_strategy
-from streamal.replay import ReplayConfig, run
-from streamal.sources import open_source
+from streamal.offline.replay import ReplayConfig, run
+from streamal.offline.streams import open_source
 
 
 def _learner(budget: str, rate: float, audit: float, seed: int = 7) -> ActiveLearner:

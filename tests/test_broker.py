@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from streamal import broker as broker_mod
-from streamal.broker import LocalBroker, find_tansu
+from streamal.dev.broker import LocalBroker, find_tansu
 from streamal.exceptions import ConfigError, TransportError
 
 pytestmark = pytest.mark.kafka
@@ -140,7 +140,7 @@ def test_missing_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -
 def test_no_orphan_broker_when_the_parent_forgets_or_dies(ending: str) -> None:
     script = (
         "import os, sys\n"
-        "from streamal.broker import LocalBroker\n"
+        "from streamal.dev.broker import LocalBroker\n"
         "b = LocalBroker().start()\n"
         "print(b.pid, flush=True)\n"
         "if sys.argv[1] == 'sigkill':\n"

@@ -10,8 +10,8 @@ import pytest
 
 from streamal import budgets
 from streamal.budgets.quantile import quantile
+from streamal.core.registry import make_budget
 from streamal.exceptions import ConfigError
-from streamal.registry import make_budget
 
 
 def _uniform(n: int, seed: int = 0) -> list[float]:

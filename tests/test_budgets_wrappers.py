@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from streamal import ActiveLearner, Label, budgets
+from streamal.core.models import build_model
+from streamal.core.registry import make_budget, make_strategy
 from streamal.exceptions import ConfigError
-from streamal.models import build_model
-from streamal.registry import make_budget, make_strategy
-from streamal.sources import open_source
+from streamal.offline.streams import open_source
 
 
 def _windows(decisions: list[bool], width: int) -> int:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from streamal.checkpoint import FORMAT_VERSION, MAGIC, Checkpointer, Snapshot
+from streamal.core.checkpoint import FORMAT_VERSION, MAGIC, Checkpointer, Snapshot
 from streamal.exceptions import CheckpointError
 from streamal.messages import Label, Sample
-from streamal.replay import build_learner
+from streamal.offline.replay import build_learner
 
 
 def _learner(seed: int = 0):

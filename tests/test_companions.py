@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from streamal.annotators import HumanAnswerer, OracleAnswerer, coerce_label
 from streamal.companions import answer_queries, produce, record
+from streamal.companions.annotators import HumanAnswerer, OracleAnswerer, coerce_label
 from streamal.messages import Query, Sample, decode_label, decode_sample, encode
-from streamal.oracle import SimulatedOracle
-from streamal.sources import open_source
+from streamal.offline.oracle import SimulatedOracle
+from streamal.offline.streams import open_source
 from streamal.transports import MemoryBroker, MemorySink, MemorySource
 
 

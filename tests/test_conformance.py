@@ -27,10 +27,10 @@ import pytest
 
 from streamal import ActiveLearner, Label
 from streamal.budgets.drift import DriftAware
+from streamal.core.models import build_model
+from streamal.core.registry import BUDGETS, STRATEGIES, make_budget, make_strategy
 from streamal.exceptions import ConfigError
-from streamal.models import build_model
-from streamal.registry import BUDGETS, STRATEGIES, make_budget, make_strategy
-from streamal.sources import open_source
+from streamal.offline.streams import open_source
 from streamal.strategies.base import normalize
 
 STRATEGY_NAMES = sorted(STRATEGIES)

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from streamal.checkpoint import Checkpointer, Snapshot
+from streamal.core.checkpoint import Checkpointer, Snapshot
 from streamal.messages import Label, Sample, encode
 
 pytestmark = pytest.mark.kafka

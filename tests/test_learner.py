@@ -7,10 +7,10 @@ import pickle
 import pytest
 
 from streamal import ActiveLearner, Label, LabelOutcome, Sample, budgets, strategies
-from streamal.models import build_model
-from streamal.pending import SQLitePendingStore
-from streamal.replay import build_learner
-from streamal.sources import open_source
+from streamal.core.models import build_model
+from streamal.core.pending import SQLitePendingStore
+from streamal.offline.replay import build_learner
+from streamal.offline.streams import open_source
 
 
 def learner(rate: float = 0.5, ttl: float | None = None, **kw: object) -> ActiveLearner:
@@ -64,7 +64,7 @@ def test_ttl_in_seconds_when_samples_carry_time() -> None:
 
 
 def test_bounded_pending_store_evicts_and_reports() -> None:
-    from streamal.pending import MemoryPendingStore
+    from streamal.core.pending import MemoryPendingStore
 
     al = learner(rate=1.0, pending=MemoryPendingStore(max_size=5))
     al.budget = budgets.FullBudget()
@@ -146,7 +146,7 @@ def test_closed_ids_are_forgotten_oldest_first_and_old_pickles_load() -> None:
     ids=["empty", "one-empty-id", "plain", "separator-in-id", "only-separator", "empty-last"],
 )
 def test_closed_id_memory_pickles_to_the_same_ids_outcomes_and_order(ids: list[str]) -> None:
-    from streamal.learner import _RecentIds
+    from streamal.core.learner import _RecentIds
 
     memory = _RecentIds(maxlen=10)
     for i, sid in enumerate(ids):
@@ -159,7 +159,7 @@ def test_closed_id_memory_pickles_to_the_same_ids_outcomes_and_order(ids: list[s
 
 
 def test_applied_labels_are_folded_in_batches_without_changing_outcomes() -> None:
-    from streamal.learner import _FOLD_EVERY
+    from streamal.core.learner import _FOLD_EVERY
 
     al = learner(rate=1.0, remember=10 * _FOLD_EVERY)
     al.budget = budgets.FullBudget()

@@ -6,8 +6,8 @@ import pickle
 
 import pytest
 
+from streamal.core.models import MODEL_SPECS, BinaryLabels, MixedScaler, build_model
 from streamal.exceptions import ConfigError
-from streamal.models import MODEL_SPECS, BinaryLabels, MixedScaler, build_model
 
 ROWS = [
     ({"size": 1.0, "colour": "red"}, "a"),

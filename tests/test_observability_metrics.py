@@ -20,9 +20,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamal.messages import Label, Sample, encode
+from streamal.offline.streams import open_source
 from streamal.service.config import load_settings
 from streamal.service.factory import build_service
-from streamal.sources import open_source
 from streamal.transports import MemoryBroker, MemorySink, MemorySource
 from streamal.transports.base import TopicPartition
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from streamal.pending import MemoryPendingStore, PendingEntry, SQLitePendingStore
+from streamal.core.pending import MemoryPendingStore, PendingEntry, SQLitePendingStore
 
 
 def entry(i: int, ttl: float = 10.0) -> PendingEntry:

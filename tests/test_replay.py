@@ -8,8 +8,8 @@ import pytest
 
 from streamal import Label
 from streamal.exceptions import ConfigError
-from streamal.replay import ReplayConfig, build_learner, compare, gap_closed, parse_run, run
-from streamal.sources import open_source
+from streamal.offline.replay import ReplayConfig, build_learner, compare, gap_closed, parse_run, run
+from streamal.offline.streams import open_source
 
 CONFIG = ReplayConfig(source="synth:SEA:n=4000", model="hat", rate=0.1, seed=7, step=500)
 
@@ -33,8 +33,8 @@ def hand_loop(config: ReplayConfig, delay: int) -> tuple[list[bool], int]:
 
 @pytest.mark.parametrize("delay", [0, 50])
 def test_replay_equals_a_hand_written_loop(delay: int) -> None:
-    from streamal.oracle import SimulatedOracle
-    from streamal.replay import replay
+    from streamal.offline.oracle import SimulatedOracle
+    from streamal.offline.replay import replay
 
     config = replace(CONFIG, delay=str(delay))
     expected, correct = hand_loop(config, delay)

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from streamal.checkpoint import Checkpointer, Snapshot
+from streamal.core.checkpoint import Checkpointer, Snapshot
 from streamal.messages import Label, Sample, encode
-from streamal.replay import build_learner
+from streamal.offline.replay import build_learner
 from streamal.service import LoopPolicy, Service, Topics
 from streamal.transports import MemoryBroker, MemorySink, MemorySource
 

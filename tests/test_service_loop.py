@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streamal.checkpoint import Checkpointer, Snapshot
+from streamal.core.checkpoint import Checkpointer, Snapshot
 from streamal.exceptions import CheckpointError, TransportError
 from streamal.messages import Label, Sample, encode
-from streamal.replay import build_learner
+from streamal.offline.replay import build_learner
 from streamal.service import LoopPolicy, Metrics, Service, Topics
 from streamal.transports import MemoryBroker, MemorySink, MemorySource
 
@@ -437,8 +437,8 @@ def test_periodic_commits_do_not_wait_final_one_does(tmp_path: Path) -> None:
 
 _GC_PROBE = """
 import gc, sys, tempfile
-from streamal.checkpoint import Checkpointer
-from streamal.replay import build_learner
+from streamal.core.checkpoint import Checkpointer
+from streamal.offline.replay import build_learner
 from streamal.service import LoopPolicy, Service
 from streamal.transports import MemoryBroker, MemorySink, MemorySource
 broker = MemoryBroker()

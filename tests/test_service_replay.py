@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from streamal.checkpoint import Checkpointer
+from streamal.core.checkpoint import Checkpointer
 from streamal.messages import Label, Sample, encode
-from streamal.oracle import SimulatedOracle
-from streamal.replay import build_learner, replay
+from streamal.offline.oracle import SimulatedOracle
+from streamal.offline.replay import build_learner, replay
+from streamal.offline.streams import open_source
 from streamal.service import LoopPolicy, Service, Topics
-from streamal.sources import open_source
 from streamal.transports import MemoryBroker, MemorySink, MemorySource
 
 TOPICS = Topics(predictions="preds")

@@ -21,8 +21,8 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from streamal import ActiveLearner, Label, Sample, budgets, strategies  # noqa: E402
+from streamal.core.sklearn import OneClassFallback, SklearnClassifier  # noqa: E402
 from streamal.exceptions import ConfigError, DecodeError  # noqa: E402
-from streamal.sklearn import OneClassFallback, SklearnClassifier  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -274,6 +274,6 @@ def test_drives_the_active_learner_reproducibly() -> None:
 
 
 def test_core_package_does_not_import_the_adapter() -> None:
-    code = "import sys, streamal; print('streamal.sklearn' in sys.modules)"
+    code = "import sys, streamal; print('streamal.core.sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -8,8 +8,8 @@ import pytest
 
 from streamal.exceptions import ConfigError, DecodeError, InputError
 from streamal.messages import encode
-from streamal.oracle import SimulatedOracle, parse_delay
-from streamal.sources import BUNDLED, SYNTHETIC, open_source
+from streamal.offline.oracle import SimulatedOracle, parse_delay
+from streamal.offline.streams import BUNDLED, SYNTHETIC, open_source
 
 
 def write(tmp_path: Path, name: str, text: str) -> str:

@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from streamal.cli.app import app
-from streamal.registry import BUDGETS, STRATEGIES
+from streamal.core.registry import BUDGETS, STRATEGIES
 from streamal.window import SELECTORS
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from river import compose, linear_model, naive_bayes, tree
 
+from streamal.core.models import MixedScaler, build_model
 from streamal.exceptions import ConfigError
-from streamal.models import MixedScaler, build_model
-from streamal.sources import open_source
+from streamal.offline.streams import open_source
 from streamal.strategies import BALD, Committee, ConsensusKL, VoteEntropy
 from streamal.strategies.committee import member_probas
 
@@ -101,7 +101,7 @@ def test_single_models_are_refused_with_a_hint() -> None:
 
 def test_sklearn_adapter_members() -> None:
     sk = pytest.importorskip("sklearn.ensemble")
-    from streamal.sklearn import SklearnClassifier
+    from streamal.core.sklearn import SklearnClassifier
 
     model = SklearnClassifier(sk.RandomForestClassifier(n_estimators=5, random_state=0))
     model, xs = _trained(model, 200)

@@ -10,9 +10,9 @@ import random
 import numpy as np
 import pytest
 
+from streamal.core.models import build_model
 from streamal.exceptions import ConfigError
-from streamal.models import build_model
-from streamal.sources import open_source
+from streamal.offline.streams import open_source
 from streamal.strategies import DensityMargin, ExpectedGradientLength, ProbabilisticAL
 from streamal.strategies.egl import linear_features
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from streamal import ActiveLearner, Label, Sample, budgets, strategies
+from streamal.core.models import build_model
 from streamal.exceptions import ConfigError
-from streamal.models import build_model
-from streamal.oracle import SimulatedOracle
-from streamal.replay import replay
-from streamal.sources import open_source
+from streamal.offline.oracle import SimulatedOracle
+from streamal.offline.replay import replay
+from streamal.offline.streams import open_source
 from streamal.strategies.batch import Batch, BatchBALD
 from streamal.window import SELECTORS, WindowLearner, make_selector
 

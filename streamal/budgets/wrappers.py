@@ -24,7 +24,7 @@ __all__ = ["ExplorationFloor", "HardCap", "Wrapper"]
 def _build_inner(inner: str | BudgetManager, rate: float, seed: int | None) -> BudgetManager:
     if isinstance(inner, BudgetManager):
         return inner
-    from streamal.registry import make_budget  # the registry imports this module
+    from streamal.core.registry import make_budget  # the registry imports this module
 
     return make_budget(inner.replace(";", ","), rate=rate, seed=seed)
 

@@ -1,7 +1,7 @@
 """``streamal annotate``: a person labels the service's queries in the terminal.
 
 Each query is shown with :func:`render_query` (features, prediction, class
-probabilities); the answer goes through :class:`~streamal.annotators.HumanAnswerer`,
+probabilities); the answer goes through :class:`~streamal.companions.annotators.HumanAnswerer`,
 and :func:`~streamal.companions.answer_queries` publishes it and commits the query.
 """
 
@@ -106,8 +106,8 @@ def annotate_command(
     query is waiting for it, or use --count/--idle). Annotators sharing --group share
     the queue; a query is committed only once its label is sent.
     """
-    from streamal.annotators import HumanAnswerer
-    from streamal.companions import answer_queries
+    from streamal.companions.annotators import HumanAnswerer
+    from streamal.companions.loops import answer_queries
 
     # A person may think for long between polls: allow an hour before the group
     # considers this consumer dead (heartbeats keep the session itself alive).

@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streamal.registry import BUDGETS, STRATEGIES, Entry
-from streamal.window import SELECTORS
+from streamal.core.registry import BUDGETS, STRATEGIES, Entry
+from streamal.window.learner import SELECTORS
 
 __all__ = ["catalog", "register"]
 

@@ -80,7 +80,7 @@ def open_samples(
     path = Path(spec)
     if path.suffix.lower() in {".jsonl", ".ndjson"} and path.is_file():
         return _unlabelled_jsonl(path)
-    from streamal.sources import open_source
+    from streamal.offline.streams import open_source
 
     return open_source(spec, target=target, time=time_col, seed=seed)
 
@@ -154,7 +154,7 @@ def produce_command(
     bootstrap_servers: BootstrapOpt = None,
 ) -> None:
     """Replay a recorded or built-in stream into the samples topic, keyed by sample id."""
-    from streamal.companions import produce
+    from streamal.companions.loops import produce
 
     settings = companion_settings(config, set_, bootstrap_servers)
     samples = open_samples(source, target, time_col, seed)
@@ -207,7 +207,7 @@ def record_command(
     """
     import uuid
 
-    from streamal.companions import record
+    from streamal.companions.loops import record
 
     group = f"streamal-record-{uuid.uuid4().hex[:8]}"
     source, sink = companion_transports(
@@ -238,7 +238,7 @@ def seconds_delay(delay: str) -> Any:
     """A delay spec read in seconds: ``"2"`` means two seconds, like ``"2s"``."""
     from dataclasses import replace
 
-    from streamal.oracle import parse_delay
+    from streamal.offline.oracle import parse_delay
 
     parsed = parse_delay(delay)
     return parsed if parsed.seconds else replace(parsed, seconds=True)
@@ -267,10 +267,10 @@ def oracle_command(
     SOURCE must be the stream `streamal produce` sent (same spec and seed), so that the
     sample ids match. Queries for unknown ids are left unanswered (and counted).
     """
-    from streamal.annotators import OracleAnswerer
-    from streamal.companions import answer_queries
-    from streamal.oracle import SimulatedOracle
-    from streamal.sources import open_source
+    from streamal.companions.annotators import OracleAnswerer
+    from streamal.companions.loops import answer_queries
+    from streamal.offline.oracle import SimulatedOracle
+    from streamal.offline.streams import open_source
 
     truth = {s.id: s.y for s in open_source(source, target=target, time=time_col, seed=seed)}
     oracle = SimulatedOracle(seconds_delay(delay), noise=noise, seed=seed)

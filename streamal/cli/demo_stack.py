@@ -111,14 +111,14 @@ class DemoStack:
         from streamal.transports.admin import create_topics
 
         if self.config.bootstrap_servers is None:
-            from streamal.broker import LocalBroker
+            from streamal.dev.broker import LocalBroker
 
             self.broker = LocalBroker(log_path=self._dir / "broker.log").start()
         create_topics(self._client(), list(self.topics.values()))
 
     def start_service(self) -> None:
         """Run ``streamal serve`` in a subprocess and wait until ``/readyz`` says ready."""
-        from streamal.broker import die_with_parent, free_port
+        from streamal.dev.broker import die_with_parent, free_port
 
         c, t = self.config, self.topics
         self.port = c.http_port or free_port()
@@ -170,11 +170,11 @@ class DemoStack:
 
     def start_clients(self) -> None:
         """Start the monitor, the oracle and the producer."""
-        from streamal.annotators import OracleAnswerer
         from streamal.cli.companions_cmd import make_sink, seconds_delay
-        from streamal.companions import FromStart, answer_queries, produce
-        from streamal.oracle import SimulatedOracle
-        from streamal.sources import open_source
+        from streamal.companions.annotators import OracleAnswerer
+        from streamal.companions.loops import FromStart, answer_queries, produce
+        from streamal.offline.oracle import SimulatedOracle
+        from streamal.offline.streams import open_source
 
         c = self.config
         samples = list(open_source(c.source, seed=c.seed))[: c.limit]

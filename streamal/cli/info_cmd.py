@@ -12,7 +12,7 @@ from rich.table import Table
 
 from streamal.cli.errors import friendly_errors
 from streamal.messages import encode, json_schemas
-from streamal.sources import BUNDLED, SYNTHETIC, open_source
+from streamal.offline.streams import BUNDLED, SYNTHETIC, open_source
 
 __all__ = ["register"]
 

@@ -20,10 +20,10 @@ from rich.table import Table
 
 from streamal import defaults
 from streamal.cli.errors import friendly_errors
-from streamal.replay import Progress as ReplayProgress
-from streamal.replay import ReplayConfig, ReplayResult, plan, run
-from streamal.report import summary, write_report
-from streamal.sources import open_source
+from streamal.offline.replay import Progress as ReplayProgress
+from streamal.offline.replay import ReplayConfig, ReplayResult, plan, run
+from streamal.offline.report import summary, write_report
+from streamal.offline.streams import open_source
 
 __all__ = ["register"]
 

@@ -22,10 +22,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from streamal import __version__
-from streamal.checkpoint import Checkpointer
+from streamal.core.checkpoint import Checkpointer
+from streamal.core.pending import SQLitePendingStore
 from streamal.exceptions import ConfigError
-from streamal.pending import SQLitePendingStore
-from streamal.replay import build_learner as build_replay_learner
+from streamal.offline.replay import build_learner as build_replay_learner
 from streamal.service.config import KafkaSettings, Settings
 from streamal.service.loop import LoopPolicy, Service, Topics
 from streamal.service.metrics import Metrics
@@ -65,7 +65,7 @@ def build_learner(settings: Settings) -> Any:
     else:
         learner.pending.max_size = spec.max_pending
     if spec.window_selector is not None:
-        from streamal.window import WindowLearner
+        from streamal.window.learner import WindowLearner
 
         if spec.audit:
             raise ConfigError("learner.audit is not available in window mode (window_selector)")

@@ -10,7 +10,7 @@ reason, and processing goes on.
 
 Examples
 --------
->>> from streamal.replay import build_learner
+>>> from streamal.offline.replay import build_learner
 >>> from streamal.transports import Envelope, MemoryBroker, MemorySink
 >>> broker = MemoryBroker()
 >>> handler = MessageHandler(
@@ -33,8 +33,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from streamal.core.learner import Decision, LabelOutcome
 from streamal.exceptions import DecodeError
-from streamal.learner import Decision, LabelOutcome
 from streamal.messages import Query, Sample, decode_label, decode_sample, encode
 from streamal.service.metrics import Metrics
 from streamal.service.outputs import classify, dead_letter, prediction_message
@@ -65,7 +65,7 @@ class MessageHandler:
     Parameters
     ----------
     learner
-        An :class:`~streamal.learner.ActiveLearner` (or anything with ``process``,
+        An :class:`~streamal.core.learner.ActiveLearner` (or anything with ``process``,
         ``apply`` and ``query_for``; ``take_queries`` is used when present).
     sink
         Where predictions and dead letters go.

@@ -1,7 +1,7 @@
 """The live loop: consume samples and labels, decide, query, learn, checkpoint.
 
 One loop polls the samples and labels topics together in bounded batches and hands each
-message to the same :class:`~streamal.learner.ActiveLearner` that replay uses. The
+message to the same :class:`~streamal.core.learner.ActiveLearner` that replay uses. The
 checkpoint (:meth:`Service.checkpoint`) runs in this order: **flush** the sink, **save a
 snapshot** (learner, offsets, and the *outbox* of queries decided since the last one),
 **publish the outbox**, **commit** the offsets; every ``commit_every`` messages or
@@ -21,7 +21,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from streamal.checkpoint import Checkpointer, Snapshot
+from streamal.core.checkpoint import Checkpointer, Snapshot
 from streamal.exceptions import CheckpointError, TransportError
 from streamal.service.handlers import MessageHandler, Topics
 from streamal.service.health import BrokerWatch
@@ -65,7 +65,7 @@ class Service:
     Parameters
     ----------
     learner
-        The :class:`~streamal.learner.ActiveLearner` to start with when no snapshot exists.
+        The :class:`~streamal.core.learner.ActiveLearner` to start with when no snapshot exists.
     source, sink
         Transports (:mod:`streamal.transports`).
     checkpointer
@@ -81,7 +81,7 @@ class Service:
 
     Examples
     --------
-    >>> from streamal.replay import build_learner
+    >>> from streamal.offline.replay import build_learner
     >>> from streamal.transports import MemoryBroker, MemorySink, MemorySource
     >>> import tempfile
     >>> broker = MemoryBroker()

@@ -31,8 +31,8 @@ import json
 import math
 from typing import Any
 
+from streamal.core.learner import Decision
 from streamal.exceptions import DecodeError
-from streamal.learner import Decision
 from streamal.messages import MAX_MESSAGE_BYTES
 from streamal.transports.base import Envelope, Header
 

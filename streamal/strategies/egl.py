@@ -73,7 +73,7 @@ class ExpectedGradientLength(Strategy):
 
     Examples
     --------
-    >>> from streamal.models import build_model
+    >>> from streamal.core.models import build_model
     >>> model = build_model("logreg")
     >>> for i in range(50):
     ...     model.learn_one({"a": float(i % 5), "b": float(i % 3)}, i % 5 > 2)

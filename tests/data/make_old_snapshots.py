@@ -34,10 +34,11 @@ def main(folder: str) -> None:
     """Write the fixtures into ``folder``."""
     from streamal.checkpoint import Checkpointer, Snapshot
     from streamal.learner import ActiveLearner
-    from streamal.messages import Label
     from streamal.models import build_model
     from streamal.pending import SQLitePendingStore
     from streamal.registry import make_budget, make_strategy
+
+    from streamal.messages import Label
     from streamal.window import WindowLearner
 
     out = Path(folder)

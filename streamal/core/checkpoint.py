@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streamal.core._moved import loads
 from streamal.exceptions import CheckpointError
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "Checkpointer", "Snapshot"]
@@ -227,7 +228,7 @@ class Checkpointer:
         if hashlib.sha256(payload).digest() != digest:
             raise CheckpointError(f"snapshot {path} is corrupt: checksum mismatch")
         try:
-            snapshot = pickle.loads(payload)
+            snapshot = loads(payload)  # old module paths followed (core/_moved.py)
         except Exception as err:  # unpickling runs arbitrary class code
             raise CheckpointError(
                 f"snapshot {path} cannot be restored by this release ({type(err).__name__}: "

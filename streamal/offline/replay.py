@@ -1,7 +1,7 @@
 """Offline replay: prequential evaluation of active learning on a recorded stream.
 
 Every sample is first predicted (test), then offered to the learner, which may query
-it; a :class:`~streamal.oracle.SimulatedOracle` answers queries with the recorded label
+it; a :class:`~streamal.offline.oracle.SimulatedOracle` answers queries with the recorded label
 after a delay, and the learner learns when the label arrives (train). Accuracy counts
 every sample, queried or not.
 
@@ -17,6 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from streamal.core.learner import ActiveLearner
+from streamal.core.models import build_model
+from streamal.core.registry import make_budget, make_strategy
 from streamal.defaults import (
     DEFAULT_BUDGET,
     DEFAULT_MODEL,
@@ -25,12 +28,9 @@ from streamal.defaults import (
     DEFAULT_STRATEGY,
 )
 from streamal.exceptions import ConfigError
-from streamal.learner import ActiveLearner
 from streamal.messages import Sample
-from streamal.models import build_model
-from streamal.oracle import SimulatedOracle
-from streamal.registry import make_budget, make_strategy
-from streamal.sources import open_source
+from streamal.offline.oracle import SimulatedOracle
+from streamal.offline.streams import open_source
 
 __all__ = [
     "CurvePoint",
@@ -92,7 +92,7 @@ def iter_replay(
 ) -> Iterator[Progress]:
     """Replay ``stream`` through ``learner``; yield progress every ``step`` samples and at the end.
 
-    ``learner`` is an :class:`~streamal.learner.ActiveLearner` or anything with its
+    ``learner`` is an :class:`~streamal.core.learner.ActiveLearner` or anything with its
     ``process``/``learn`` methods; if it also has ``take_queries()`` (window mode), the
     queries it returns after each arrival are sent to the oracle as well.
     """
@@ -167,7 +167,7 @@ class ReplayResult:
     us_per_sample: float
     stats: dict[str, int] = field(default_factory=dict)
     curve: list[CurvePoint] = field(default_factory=list)
-    #: Accuracy estimates from the labels alone (:class:`~streamal.evaluation.LabelEvaluation`
+    #: Accuracy estimates from the labels alone (:class:`~streamal.core.evaluation.LabelEvaluation`
     #: since the start): what an operator sees live, to compare with ``accuracy``.
     estimates: dict[str, float | int | None] = field(default_factory=dict)
     audit: float = 0.0
@@ -295,7 +295,7 @@ def run(
     if config.window is not None and spec.budget != "full":
         if audit:
             raise ConfigError("the audit slice is not available in window mode")
-        from streamal.window import WindowLearner
+        from streamal.window.learner import WindowLearner
 
         learner = WindowLearner(learner, config.selector, window=config.window, seed=config.seed)
     oracle = SimulatedOracle(config.delay, noise=config.noise, seed=config.seed)

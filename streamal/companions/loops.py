@@ -8,16 +8,16 @@ them to Kafka.
 - :func:`produce` paces samples into the samples topic (``rate`` messages per second).
 - :func:`record` dumps a topic to JSON lines, one message per line.
 - :func:`answer_queries` is the annotator loop: it reads queries, hands each to an
-  :class:`Answerer` (see :mod:`streamal.annotators`), publishes the labels it makes
+  :class:`Answerer` (see :mod:`streamal.companions.annotators`), publishes the labels it makes
   ready, and commits a query's offset only once its label has been sent and flushed. A
   restarted annotator therefore answers again rather than forgets; the service ignores
   the duplicate label.
 
 Examples
 --------
->>> from streamal.annotators import OracleAnswerer
+>>> from streamal.companions.annotators import OracleAnswerer
 >>> from streamal.messages import Query, Sample, decode_label
->>> from streamal.oracle import SimulatedOracle
+>>> from streamal.offline.oracle import SimulatedOracle
 >>> from streamal.transports import MemoryBroker, MemorySink, MemorySource
 >>> broker = MemoryBroker()
 >>> produce([Sample(id="1", x={"a": 1.0}, y=True)], MemorySink(broker), "samples")

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from streamal.core._moved import loads
+
 __all__ = ["MemoryPendingStore", "PendingEntry", "PendingStore", "SQLitePendingStore"]
 
 _INF = math.inf
@@ -234,7 +236,7 @@ class SQLitePendingStore:
             row = self._db.execute("SELECT seq, entry FROM pending ORDER BY seq LIMIT 1").fetchone()
             self._db.execute("DELETE FROM pending WHERE seq = ?", (row[0],))
             self._count -= 1
-            evicted = pickle.loads(row[1])
+            evicted = loads(row[1])
         self._db.execute(
             "INSERT INTO pending (sample_id, expires_at, entry) VALUES (?, ?, ?)",
             (entry.sample_id, entry.expires_at, pickle.dumps(entry)),
@@ -249,7 +251,7 @@ class SQLitePendingStore:
         if row is None:
             return None
         self._count -= 1
-        entry: PendingEntry = pickle.loads(row[0])
+        entry: PendingEntry = loads(row[0])
         return entry
 
     def expire(self, now: float) -> list[PendingEntry]:
@@ -257,7 +259,7 @@ class SQLitePendingStore:
             "DELETE FROM pending WHERE expires_at <= ? RETURNING seq, entry", (now,)
         ).fetchall()
         self._count -= len(rows)
-        return [pickle.loads(blob) for _, blob in sorted(rows)]
+        return [loads(blob) for _, blob in sorted(rows)]
 
     def next_deadline(self) -> float | None:
         """The earliest deadline in the store (``None`` when empty)."""
@@ -273,7 +275,7 @@ class SQLitePendingStore:
 
     def __iter__(self) -> Iterator[PendingEntry]:
         rows = self._db.execute("SELECT entry FROM pending ORDER BY seq").fetchall()
-        return iter([pickle.loads(r[0]) for r in rows])
+        return iter([loads(r[0]) for r in rows])
 
     def close(self) -> None:
         """Close the database connection."""

@@ -20,7 +20,7 @@ informative); with a single class seen it is ``{label: 1.0}``, as for river's tr
 
 Feature dicts become columns in a stable order, learned from the labelled samples:
 numbers in the order their names are first seen, and string features one-hot encoded as
-``"name=value"`` columns (as :class:`streamal.models.MixedScaler` does). A missing feature,
+``"name=value"`` columns (as :class:`streamal.core.models.MixedScaler` does). A missing feature,
 an unseen category and a feature never seen in a label all count 0. Booleans count 0/1;
 any other type is refused with :class:`~streamal.exceptions.DecodeError`.
 
@@ -60,7 +60,7 @@ try:
     from sklearn.base import clone as _sk_clone
 except ImportError as err:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "streamal.sklearn needs scikit-learn: pip install 'streamal[sklearn]'"
+        "streamal.core.sklearn needs scikit-learn: pip install 'streamal[sklearn]'"
     ) from err
 
 from streamal.exceptions import ConfigError, DecodeError

@@ -1,6 +1,6 @@
 """Window (batch) mode: buffer a window of arrivals, then choose which to label at once.
 
-:class:`WindowLearner` wraps an :class:`~streamal.learner.ActiveLearner`. Each arrival is
+:class:`WindowLearner` wraps an :class:`~streamal.core.learner.ActiveLearner`. Each arrival is
 predicted and scored at once (``process`` returns its decision with ``reason="window"``);
 when the window closes (``window`` arrivals, or ``seconds`` of stream time, whichever
 first) a selector picks ``k = rate · n`` of the ``n`` buffered arrivals, they join the
@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from streamal.learner import ActiveLearner, Decision, LabelOutcome
+from streamal.core.learner import ActiveLearner, Decision, LabelOutcome
+from streamal.core.pending import PendingEntry
+from streamal.core.registry import Entry, parse_spec
 from streamal.messages import Label, Sample
-from streamal.pending import PendingEntry
-from streamal.registry import Entry, parse_spec
 from streamal.strategies._features import FeatureScaler, RingBuffer
 from streamal.strategies.batch import Batch, BatchBALD, CoreSet, Diverse, Selector, TopK
 from streamal.strategies.committee import member_probas
@@ -59,7 +59,7 @@ def make_selector(spec: str | Selector) -> Selector:
 
 
 class WindowLearner:
-    """Batch-mode active learning around an :class:`~streamal.learner.ActiveLearner`.
+    """Batch-mode active learning around an :class:`~streamal.core.learner.ActiveLearner`.
 
     Parameters
     ----------

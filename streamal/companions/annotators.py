@@ -5,7 +5,7 @@ publishes whatever labels its :class:`~streamal.companions.Answerer` makes ready
 
 - :class:`OracleAnswerer`, the simulated annotator of ``streamal oracle``: the recorded
   label after a wall-clock delay, with optional noise (the replay oracle,
-  :class:`~streamal.oracle.SimulatedOracle`, driven by wall time);
+  :class:`~streamal.offline.oracle.SimulatedOracle`, driven by wall time);
 - :class:`HumanAnswerer`, the person at ``streamal annotate``: a ``prompt`` callback
   shows the query and returns what they typed; :func:`coerce_label` turns it into a
   class label of the right type.
@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from streamal.messages import ClassLabel, Label, Query
-from streamal.oracle import SimulatedOracle
+from streamal.offline.oracle import SimulatedOracle
 
 __all__ = ["HumanAnswerer", "OracleAnswerer", "coerce_label"]
 

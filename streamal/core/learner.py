@@ -13,9 +13,9 @@ from typing import Any, NamedTuple
 from pydantic_core import to_json
 
 from streamal.budgets.base import BudgetManager
-from streamal.evaluation import LabelEvaluation
+from streamal.core.evaluation import LabelEvaluation
+from streamal.core.pending import MemoryPendingStore, PendingEntry, PendingStore
 from streamal.messages import SCHEMA_VERSION, Label, Query, Sample
-from streamal.pending import MemoryPendingStore, PendingEntry, PendingStore
 from streamal.strategies.base import Strategy
 
 __all__ = ["ActiveLearner", "Decision", "LabelOutcome", "LearnerStats"]

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streamal.core.registry import parse_spec
 from streamal.exceptions import DecodeError, InputError
 from streamal.messages import Sample, decode_sample
-from streamal.registry import parse_spec
 
 __all__ = ["BUNDLED", "SYNTHETIC", "Source", "iter_csv", "iter_jsonl", "open_source"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from streamal.exceptions import ConfigError
-from streamal.replay import ReplayResult, gap_closed
+from streamal.offline.replay import ReplayResult, gap_closed
 
 __all__ = ["summary", "write_report"]
 

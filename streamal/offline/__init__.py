@@ -1,0 +1,1 @@
+"""The offline side: recorded and synthetic streams, a simulated oracle, replay, reports."""
