@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
 from pydantic import (
@@ -29,6 +30,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import to_json
 
 from streamal.exceptions import DecodeError
 
@@ -38,6 +40,7 @@ __all__ = [
     "Features",
     "Label",
     "MAX_MESSAGE_BYTES",
+    "Purpose",
     "Query",
     "Sample",
     "decode",
@@ -46,6 +49,7 @@ __all__ = [
     "decode_sample",
     "encode",
     "json_schemas",
+    "query_bytes",
 ]
 
 #: Version of the wire format written by this release; readers refuse newer versions.
@@ -102,6 +106,10 @@ class Sample(_Message):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+#: Why a query was asked: chosen by the strategy, or drawn for the audit slice.
+Purpose = Literal["learn", "audit"]
+
+
 class Query(_Message):
     """A label request on the oracle queue.
 
@@ -120,8 +128,55 @@ class Query(_Message):
     model_version: int
     ts: float | None = None
     expires_at: float | None = None
-    purpose: Literal["learn", "audit"] = "learn"
+    purpose: Purpose = "learn"
     propensity: float | None = None
+
+
+def query_bytes(
+    sample: Sample,
+    proba: Mapping[Any, float],
+    prediction: Any,
+    score: float,
+    strategy: str,
+    model_version: int,
+    expires_at: float | None,
+    purpose: Purpose,
+    propensity: float | None,
+) -> bytes:
+    """The bytes :func:`encode` gives for this :class:`Query`, without building the model.
+
+    The service's per-query path (a third of the time of validating a ``Query``): the
+    sample was validated when it was decoded and the rest comes from the learner. It
+    follows the fields of :class:`Query` (the tests check that both agree).
+
+    Examples
+    --------
+    >>> s = Sample(id="1", x={"a": 1.0}, ts=5.0)
+    >>> fast = query_bytes(s, {True: 0.8}, True, 0.4, "Entropy", 3, None, "learn", None)
+    >>> fast == encode(Query(sample_id="1", x={"a": 1.0}, proba={"True": 0.8},
+    ...                      prediction=True, score=0.4, strategy="Entropy",
+    ...                      model_version=3, ts=5.0))
+    True
+    """
+    fields: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "sample_id": sample.id,
+        "x": sample.x,
+        "proba": {str(k): float(v) for k, v in proba.items()},
+    }
+    if prediction is not None:
+        fields["prediction"] = prediction
+    fields["score"] = float(score)
+    fields["strategy"] = strategy
+    fields["model_version"] = model_version
+    if sample.ts is not None:
+        fields["ts"] = float(sample.ts)
+    if expires_at is not None:
+        fields["expires_at"] = float(expires_at)
+    fields["purpose"] = purpose
+    if propensity is not None:
+        fields["propensity"] = float(propensity)
+    return to_json(fields)
 
 
 class Label(_Message):

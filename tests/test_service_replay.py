@@ -38,6 +38,13 @@ class Recording:
     def learn(self, label: Label) -> bool:
         return bool(self.inner.learn(label))
 
+    # The rest of the Learner protocol that replay drives (window mode's late queries).
+    def take_queried(self) -> list[Any]:
+        return list(self.inner.take_queried())
+
+    def finish(self) -> list[Any]:
+        return list(self.inner.finish())
+
 
 def _service_decisions(
     stream: list[Sample], spec: tuple[str, str, str, float], seed: int, folder: Path

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any
+from typing import Any, NamedTuple
 
 from river import base
 
-__all__ = ["BudgetManager"]
+__all__ = ["BudgetManager", "Verdict"]
+
+
+class Verdict(NamedTuple):
+    """A budget manager's decision on one arrival, with what the learner reports of it."""
+
+    #: Whether a label is bought.
+    query: bool
+    #: Whether the guards left a label to spend (``False``: the budget said no).
+    allowed: bool
+    #: Probability with which the arrival was queried, if the manager knows it.
+    probability: float | None
 
 
 class BudgetManager(base.Base):  # type: ignore[misc]
@@ -40,6 +51,9 @@ class BudgetManager(base.Base):  # type: ignore[misc]
     #: Set by managers that may stop asking for good (a fixed threshold above every
     #: score); the conformance suite's no-deadlock check skips them.
     can_starve: bool = False
+    #: Arrivals on which a hard cap closed the gate while the guards left a label (only
+    #: :class:`~streamal.budgets.wrappers.HardCap` refuses; ``0`` for every other manager).
+    refused: int = 0
 
     def __init__(self, rate: float = 0.1, window: int = 1000, seed: int | None = None) -> None:
         if not 0.0 < rate <= 1.0:
@@ -124,6 +138,20 @@ class BudgetManager(base.Base):  # type: ignore[misc]
             self._recent.append(seen)
             return True
         return False
+
+    def verdict(
+        self, score: float, ts: float | None = None, pending: int = 0, *, allowed: bool = True
+    ) -> Verdict:
+        """:meth:`decide`, returned with whether the guards allowed it and its probability.
+
+        Examples
+        --------
+        >>> from streamal.budgets import FullBudget
+        >>> FullBudget().verdict(0.3)
+        Verdict(query=True, allowed=True, probability=1.0)
+        """
+        query = self.decide(score, ts, pending, allowed=allowed)
+        return Verdict(query, self.last_allowed, self.last_probability)
 
     def spend_extra(self, ts: float | None = None, pending: int = 0) -> bool:
         """Spend one label on the arrival just decided, outside the manager's own rule.

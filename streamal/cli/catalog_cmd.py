@@ -9,8 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streamal.core.registry import BUDGETS, STRATEGIES, Entry
-from streamal.window.learner import SELECTORS
+from streamal.core.registry import BUDGETS, SELECTORS, STRATEGIES, Entry
 
 __all__ = ["catalog", "register"]
 

@@ -42,10 +42,13 @@ import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamal.core._moved import loads
 from streamal.exceptions import CheckpointError
+
+if TYPE_CHECKING:
+    from streamal.core.protocol import Learner
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "Checkpointer", "Snapshot"]
 
@@ -67,7 +70,8 @@ class Snapshot:
     Parameters
     ----------
     learner
-        The learner (model, strategy, budget manager, pending store), pickled as one.
+        The learner (model, strategy, budget manager, pending store, and in window mode
+        the open window), pickled as one.
     offsets
         Next offset to consume, per ``(topic, partition)``.
     outbox
@@ -82,7 +86,7 @@ class Snapshot:
         Free-form JSON-like data (counters, versions).
     """
 
-    learner: Any
+    learner: Learner
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     outbox: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
     topic_ids: dict[str, str] = field(default_factory=dict)

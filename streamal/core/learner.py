@@ -6,19 +6,19 @@ import enum
 import math
 import random
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
-
-from pydantic_core import to_json
+from functools import partial
+from typing import Any, Literal, NamedTuple
 
 from streamal.budgets.base import BudgetManager
 from streamal.core.evaluation import LabelEvaluation
 from streamal.core.pending import MemoryPendingStore, PendingEntry, PendingStore
-from streamal.messages import SCHEMA_VERSION, Label, Query, Sample
+from streamal.core.protocol import Queried
+from streamal.messages import Label, Purpose, Query, Sample, query_bytes
 from streamal.strategies.base import Strategy
 
-__all__ = ["ActiveLearner", "Decision", "LabelOutcome", "LearnerStats"]
+__all__ = ["ActiveLearner", "Decision", "LabelOutcome", "LearnerStats", "Reason", "top_class"]
 
 _INF = math.inf
 #: Audit draws waiting for a label the guards allow (bounded so that a manager that
@@ -44,12 +44,18 @@ _SEP = "\x00"
 _FOLD_EVERY = 1024
 
 
+#: Why an arrival was or was not queried (see :class:`Decision`).
+Reason = Literal["query", "score", "budget", "window"]
+
+
 class Decision(NamedTuple):
     """The result of scoring one arrival (a named tuple: cheap to make, read by name).
 
     ``reason`` is ``"query"`` when a label was requested, ``"score"`` when the budget
-    manager found the arrival not informative enough, and ``"budget"`` when no label was
-    left to spend.
+    manager found the arrival not informative enough, ``"budget"`` when no label was
+    left to spend, and ``"window"`` when window mode decides later (when the window
+    closes). ``purpose`` is ``"learn"`` for the strategy's queries and ``"audit"`` for
+    the audit slice.
     """
 
     sample_id: str
@@ -57,16 +63,40 @@ class Decision(NamedTuple):
     prediction: Any
     score: float
     queried: bool
-    reason: str
+    reason: Reason
     model_version: int
     propensity: float | None = None
     expires_at: float | None = None
-    purpose: str = "learn"
+    purpose: Purpose = "learn"
 
 
-#: Builds a :class:`Decision` from a tuple of all its fields, without the keyword
-#: handling of ``Decision(...)`` (the learner makes one per arrival).
-_new_tuple = tuple.__new__
+#: ``Decision`` from a tuple of all its fields: the learner makes one per arrival, and
+#: ``tuple.__new__`` skips the keyword handling of the named tuple's ``__new__``.
+_decision: Callable[[tuple[Any, ...]], Decision] = partial(tuple.__new__, Decision)
+
+
+def top_class(proba: dict[Any, float]) -> Any:
+    """The most probable class, the first one on ties (``None`` for an empty posterior).
+
+    What ``max(proba, key=proba.__getitem__)`` gives, three times faster for two classes
+    (the common case).
+
+    Examples
+    --------
+    >>> top_class({"a": 0.4, "b": 0.6}), top_class({1: 0.5, 2: 0.5}), top_class({})
+    ('b', 1, None)
+    """
+    if len(proba) == 2:
+        (first, p), (second, q) = proba.items()
+        return second if q > p else first
+    prediction = None
+    if proba:
+        items = iter(proba.items())
+        prediction, best = next(items)
+        for label, p in items:
+            if p > best:
+                prediction, best = label, p
+    return prediction
 
 
 @dataclass(slots=True)
@@ -231,7 +261,7 @@ class ActiveLearner:
         self.stats = LearnerStats()
         self._closed = _RecentIds(remember)
         #: Applied labels not folded yet: (sample id, purpose, correct, propensity).
-        self._applied: list[tuple[str, str, bool, float | None]] = []
+        self._applied: list[tuple[str, Purpose, bool, float | None]] = []
         self._now = 0.0
         self._next_deadline: float | None = None
         self._audit_rng = random.Random(seed)
@@ -257,50 +287,41 @@ class ActiveLearner:
         self._fold_applied()
         return self._evaluation
 
+    # -- what the drivers read (see streamal.core.protocol.Learner) -------------------
+    @property
+    def target_rate(self) -> float:
+        """The share of arrivals the learner may label: its budget manager's rate."""
+        return self.budget.rate
+
+    @property
+    def threshold(self) -> float | None:
+        """The budget manager's score threshold, if it has one."""
+        return self.budget.threshold
+
     # -- arrivals ------------------------------------------------------------------
     def process(self, sample: Sample) -> Decision:
         """Predict, score and decide for one arrival; keep it pending if queried."""
-        stats = self.stats
-        seen = stats.seen = stats.seen + 1
-        ts = sample.ts
-        now = self._now = float(seen if ts is None else ts)
-        deadline = self._next_deadline
-        if deadline is not None and now >= deadline:
-            self.expire(now)
+        now = self.arrive(sample)
         x = sample.x
         model = self.model
         proba = model.predict_proba_one(x)
-        # The most probable class, the first one on ties (what max(proba, key=...) gives).
-        if len(proba) == 2:
-            (first, p), (second, q) = proba.items()
-            prediction = second if q > p else first
-        else:
-            prediction = None
-            if proba:
-                items = iter(proba.items())
-                prediction, best = next(items)
-                for label, p in items:
-                    if p > best:
-                        prediction, best = label, p
+        prediction = top_class(proba)
         strategy = self.strategy
         score = strategy.score(x, proba, model)
-        budget = self.budget
         if self.audit:
-            queried, purpose, propensity = self._decide_audited(score, now)
+            queried, allowed, purpose, propensity = self._decide_audited(score, now)
         else:
-            queried = budget.decide(score, now, len(self.pending))
-            purpose, propensity = "learn", budget.last_probability
+            queried, allowed, propensity = self.budget.verdict(score, now, len(self.pending))
+            purpose = "learn"
         if strategy.stateful:
             strategy.observe(x)
         ttl = self.ttl
         expires_at = None if ttl is None else now + ttl
         version = self.model_version
-        sample_id = sample.id
         if queried:
-            stats.queried += 1
-            self._put(
+            self.add_pending(
                 PendingEntry(
-                    sample_id,
+                    sample.id,
                     x,
                     now,
                     _INF if expires_at is None else expires_at,
@@ -313,46 +334,71 @@ class ActiveLearner:
             )
             reason = "query"
         else:
-            reason = "score" if budget.last_allowed else "budget"
-        return _new_tuple(  # type: ignore[no-any-return]
-            Decision,
-            (
-                sample_id,
-                proba,
-                prediction,
-                score,
-                queried,
-                reason,
-                version,
-                propensity,
-                expires_at,
-                purpose,
-            ),
+            reason = "score" if allowed else "budget"
+        return _decision(
+            (sample.id, proba, prediction, score, queried, reason, version, propensity,
+             expires_at, purpose)
         )
 
-    def _decide_audited(self, score: float, now: float) -> tuple[bool, str, float | None]:
-        """The decision when an audit slice is on: (queried, purpose, propensity)."""
+    def arrive(self, sample: Sample) -> float:
+        """Count an arrival, move the clock to it and expire the queries now due.
+
+        The first step of :meth:`process`; window mode calls it for each arrival it
+        buffers. Returns the stream time of the arrival (``ts``, else its number).
+        """
+        stats = self.stats
+        seen = stats.seen = stats.seen + 1
+        ts = sample.ts
+        now = self._now = float(seen if ts is None else ts)
+        deadline = self._next_deadline
+        if deadline is not None and now >= deadline:
+            self.expire(now)
+        return now
+
+    def assess(self, x: dict[str, Any]) -> tuple[dict[Any, float], Any, float]:
+        """Predict and score features ``x`` without deciding: ``(proba, prediction, score)``.
+
+        The strategy observes the arrival (what :meth:`process` does besides deciding);
+        window mode decides later, for a whole window.
+        """
+        model = self.model
+        proba = model.predict_proba_one(x)
+        strategy = self.strategy
+        score = strategy.score(x, proba, model)
+        if strategy.stateful:
+            strategy.observe(x)
+        return proba, top_class(proba), score
+
+    def _decide_audited(
+        self, score: float, now: float
+    ) -> tuple[bool, bool, Purpose, float | None]:
+        """The decision when an audit slice is on: (queried, allowed, purpose, propensity)."""
         budget = self.budget
         audit = self.audit
         if self._audit_rng.random() < audit * budget.rate:
             self._audit_owed = min(self._audit_owed + 1, _MAX_AUDIT_OWED)
         if not self._audit_owed:
-            queried = budget.decide(score, now, len(self.pending))
-            return queried, "learn", budget.last_probability
+            queried, allowed, propensity = budget.verdict(score, now, len(self.pending))
+            return queried, allowed, "learn", propensity
         # An audit query: the manager sees the arrival but may not spend on it, and the
         # label is bought if the guards leave one (else the next arrival tries). The
         # draw came first and the guards depend only on the past, so the choice never
         # looks at this sample. Where the guards say no, the manager could not have
         # spent either, so its decisions are unchanged.
         waiting = len(self.pending)
-        budget.decide(score, now, waiting, allowed=False)
+        allowed = budget.verdict(score, now, waiting, allowed=False).allowed
         if budget.spend_extra(now, waiting):
             self._audit_owed -= 1
-            return True, "audit", audit * budget.rate
-        return False, "learn", audit * budget.rate
+            return True, allowed, "audit", audit * budget.rate
+        return False, allowed, "learn", audit * budget.rate
 
-    def _put(self, entry: PendingEntry) -> None:
-        """Keep a queried arrival pending: close the query it evicts, track its deadline."""
+    def add_pending(self, entry: PendingEntry) -> None:
+        """Keep a queried arrival pending and count the query.
+
+        :meth:`process` calls it for its own queries, window mode for the arrivals its
+        selector chose. A query the store evicts to make room closes as expired.
+        """
+        self.stats.queried += 1
         evicted = self.pending.put(entry)
         if evicted is not None:
             self.stats.evicted += 1
@@ -373,6 +419,14 @@ class ActiveLearner:
         deadline = self.pending.next_deadline()
         self._next_deadline = None if deadline == _INF else deadline
         return expired
+
+    def take_queried(self) -> list[Queried]:
+        """Queries chosen after their arrival: never any here (each is decided at once)."""
+        return []
+
+    def finish(self) -> list[Queried]:
+        """The stream ends: nothing is left open here, so no query is chosen."""
+        return []
 
     # -- labels --------------------------------------------------------------------
     def apply(self, label: Label) -> LabelOutcome:
@@ -451,7 +505,7 @@ class ActiveLearner:
 
     # -- helpers -------------------------------------------------------------------
     def query_for(
-        self, sample: Sample, decision: Decision, purpose: str | None = None
+        self, sample: Sample, decision: Decision, purpose: Purpose | None = None
     ) -> Query:
         """The :class:`Query` message for a queried arrival (``purpose``: the decision's)."""
         return Query(
@@ -464,36 +518,27 @@ class ActiveLearner:
             model_version=decision.model_version,
             ts=sample.ts,
             expires_at=decision.expires_at,
-            purpose=decision.purpose if purpose is None else purpose,  # type: ignore[arg-type]
+            purpose=decision.purpose if purpose is None else purpose,
             propensity=decision.propensity,
         )
 
     def query_json(self, sample: Sample, decision: Decision) -> bytes:
         """The wire bytes of :meth:`query_for`'s message, without building the model.
 
-        The same bytes as ``encode(self.query_for(sample, decision))`` (the service's
-        per-query path: a third of the time). The sample and the decision were
-        validated already; the tests check that both paths agree.
+        The same bytes as ``encode(self.query_for(sample, decision))``, through
+        :func:`streamal.messages.query_bytes` (the service's per-query path).
         """
-        fields: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "sample_id": sample.id,
-            "x": sample.x,
-            "proba": {str(k): float(v) for k, v in decision.proba.items()},
-        }
-        if decision.prediction is not None:
-            fields["prediction"] = decision.prediction
-        fields["score"] = float(decision.score)
-        fields["strategy"] = type(self.strategy).__name__
-        fields["model_version"] = decision.model_version
-        if sample.ts is not None:
-            fields["ts"] = float(sample.ts)
-        if decision.expires_at is not None:
-            fields["expires_at"] = float(decision.expires_at)
-        fields["purpose"] = decision.purpose
-        if decision.propensity is not None:
-            fields["propensity"] = float(decision.propensity)
-        return to_json(fields)
+        return query_bytes(
+            sample,
+            decision.proba,
+            decision.prediction,
+            decision.score,
+            type(self.strategy).__name__,
+            decision.model_version,
+            decision.expires_at,
+            decision.purpose,
+            decision.propensity,
+        )
 
     def __repr__(self) -> str:
         return (

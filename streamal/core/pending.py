@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from streamal.core._moved import loads
+from streamal.messages import Purpose
 
 __all__ = ["MemoryPendingStore", "PendingEntry", "PendingStore", "SQLitePendingStore"]
 
@@ -37,7 +38,7 @@ class PendingEntry:
     score: float = 0.0
     prediction: Any = None
     model_version: int = 0
-    purpose: str = "learn"
+    purpose: Purpose = "learn"
     propensity: float | None = None
 
 

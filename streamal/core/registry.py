@@ -1,4 +1,7 @@
-"""Strategies and budget managers by name, for the CLI, the service config and replay.
+"""Strategies, budget managers and window selectors by name, side by side.
+
+The CLI, the service settings, replay and :mod:`streamal.core.spec` build components
+from these tables.
 
 A spec is a name, optionally followed by constructor parameters:
 ``"variable_threshold"`` or ``"variable_threshold:step=0.02,budget_window=200"``.
@@ -30,17 +33,22 @@ from typing import Any
 
 from streamal import budgets, strategies
 from streamal.budgets.base import BudgetManager
+from streamal.budgets.wrappers import Wrapper
 from streamal.exceptions import ConfigError
 from streamal.strategies.base import Strategy
+from streamal.strategies.batch import BatchBALD, CoreSet, Diverse, Selector, TopK
 
 __all__ = [
     "BUDGETS",
+    "SELECTORS",
     "STRATEGIES",
     "Entry",
     "make_budget",
+    "make_selector",
     "make_strategy",
     "parse_spec",
     "register_budget",
+    "register_selector",
     "register_strategy",
 ]
 
@@ -65,6 +73,7 @@ class Entry:
 
 STRATEGIES: dict[str, Entry] = {}
 BUDGETS: dict[str, Entry] = {}
+SELECTORS: dict[str, Entry] = {}
 
 
 def register_strategy(name: str, factory: Callable[..., Strategy], summary: str) -> None:
@@ -75,6 +84,11 @@ def register_strategy(name: str, factory: Callable[..., Strategy], summary: str)
 def register_budget(name: str, factory: Callable[..., BudgetManager], summary: str) -> None:
     """Make a budget manager reachable by ``name``."""
     BUDGETS[name] = Entry(name, factory, summary)
+
+
+def register_selector(name: str, factory: Callable[..., Selector], summary: str) -> None:
+    """Make a window selector reachable by ``name``."""
+    SELECTORS[name] = Entry(name, factory, summary)
 
 
 def _literal(text: str) -> Any:
@@ -105,12 +119,34 @@ def _build(kind: str, table: dict[str, Entry], spec: str, **implied: Any) -> Any
     for key in params:
         if key not in accepted:
             allowed = ", ".join(entry.parameters()) or "none"
-            raise ConfigError(f"{kind} {name!r} has no parameter {key!r} (parameters: {allowed})")
+            raise ConfigError(
+                f"cannot build {kind} {spec!r}: {kind} {name!r} has no parameter {key!r} "
+                f"(parameters: {allowed})"
+            )
     kwargs = {k: v for k, v in implied.items() if k in accepted and k not in params}
+    if isinstance(entry.factory, type) and issubclass(entry.factory, Wrapper):
+        _build_inner(params, kwargs, accepted["inner"].default)
     try:
         return entry.factory(**kwargs, **params)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"cannot build {kind} {spec!r}: {err}") from None
+
+
+def _build_inner(params: dict[str, Any], kwargs: dict[str, Any], default: Any) -> None:
+    """Build a wrapper's inner manager from its spec, in place of the spec.
+
+    Wrappers are built from instances: the inner spec (its own parameters separated by
+    ``;``) is built here with the wrapper's rate and seed, and the wrapper takes its
+    rate from it.
+    """
+    inner = params.get("inner", default)
+    if not isinstance(inner, str):
+        return
+    rate = params.pop("rate", kwargs.pop("rate", None))
+    seed = params.get("seed", kwargs.get("seed"))
+    params["inner"] = make_budget(
+        inner.replace(";", ","), rate=0.1 if rate is None else rate, seed=seed
+    )
 
 
 def make_strategy(spec: str, seed: int | None = None) -> Strategy:
@@ -123,6 +159,14 @@ def make_budget(spec: str, rate: float = 0.1, seed: int | None = None) -> Budget
     """Build a budget manager from its spec (see :data:`BUDGETS`)."""
     manager: BudgetManager = _build("budget manager", BUDGETS, spec, rate=rate, seed=seed)
     return manager
+
+
+def make_selector(spec: str | Selector) -> Selector:
+    """Build a window selector from its spec (``"diverse:weight=0.7"``) or pass one through."""
+    if isinstance(spec, Selector):
+        return spec
+    selector: Selector = _build("selector", SELECTORS, spec)
+    return selector
 
 
 register_strategy(
@@ -220,4 +264,13 @@ register_budget(
     "drift_aware",
     budgets.DriftAware,
     "ADWIN on the labelled error; after a drift spend more for a while, then pay it back",
+)
+
+register_selector("topk", TopK, "the k highest scores of the window")
+register_selector("coreset", CoreSet, "k-center greedy in feature space (core-set, Sener 2018)")
+register_selector(
+    "diverse", Diverse, "greedy trade-off of score and distance to labelled/picked"
+)
+register_selector(
+    "batchbald", BatchBALD, "greedy BatchBALD over the ensemble members (Kirsch 2019)"
 )

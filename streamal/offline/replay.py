@@ -12,14 +12,15 @@ wraps it; :func:`run` and :func:`compare` build everything from specs, as the CL
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from streamal.core.learner import ActiveLearner
-from streamal.core.models import build_model
-from streamal.core.registry import make_budget, make_strategy
+from streamal.core.protocol import Learner
+from streamal.core.spec import LearnerSpec, WindowSpec, build_active_learner
+from streamal.core.spec import build_learner as build_from_spec
 from streamal.defaults import (
     DEFAULT_BUDGET,
     DEFAULT_MODEL,
@@ -86,20 +87,18 @@ class CurvePoint:
 
 def iter_replay(
     stream: Iterable[Sample],
-    learner: Any,
+    learner: Learner,
     oracle: SimulatedOracle,
     step: int = 500,
 ) -> Iterator[Progress]:
     """Replay ``stream`` through ``learner``; yield progress every ``step`` samples and at the end.
 
-    ``learner`` is an :class:`~streamal.core.learner.ActiveLearner` or anything with its
-    ``process``/``learn`` methods; if it also has ``take_queries()`` (window mode), the
-    queries it returns after each arrival are sent to the oracle as well.
+    ``learner`` is a :class:`~streamal.core.protocol.Learner`: an active learner, or a
+    window learner, whose queries chosen when a window closes (``take_queried()``) are
+    sent to the oracle as well.
     """
     progress = Progress()
     recent: deque[bool] = deque()
-    take = getattr(learner, "take_queries", None)
-    truth: OrderedDict[str, Any] = OrderedDict()
     started = time.perf_counter()
     index = -1
     last_ts: float | None = None
@@ -119,13 +118,9 @@ def iter_replay(
         if decision.queried:
             progress.labels_used += 1
             oracle.ask(sample.id, y, index, ts)
-        if take is not None:
-            truth[sample.id] = y
-            if len(truth) > 100_000:  # window mode: true labels of still-undecided samples
-                truth.popitem(last=False)
-            for queried in take():
-                progress.labels_used += 1
-                oracle.ask(queried.sample_id, truth.pop(queried.sample_id, y), index, ts)
+        for chosen, _ in learner.take_queried():  # window mode
+            progress.labels_used += 1
+            oracle.ask(chosen.id, chosen.y, index, ts)
         if (index + 1) % step == 0:
             progress.samples = index + 1
             progress.window_size = len(recent)
@@ -133,11 +128,10 @@ def iter_replay(
             yield progress
     # The stream ends: close an open window, then deliver the labels due by now
     # (with no delay, the last arrival's label), as a live oracle would.
-    flush = getattr(learner, "flush", None)
-    if flush is not None and index >= 0:
-        for queried in flush():
+    if index >= 0:
+        for chosen, _ in learner.finish():
             progress.labels_used += 1
-            oracle.ask(queried.sample_id, truth.pop(queried.sample_id, None), index, last_ts)
+            oracle.ask(chosen.id, chosen.y, index, last_ts)
     for label in oracle.due(index + 1, last_ts):
         learner.learn(label)
     if (index + 1) % step != 0:
@@ -181,7 +175,7 @@ class ReplayResult:
 
 def replay(
     stream: Iterable[Sample],
-    learner: Any,
+    learner: Learner,
     oracle: SimulatedOracle,
     step: int = 500,
     on_progress: Callable[[Progress], None] | None = None,
@@ -253,6 +247,26 @@ class ReplayConfig:
     selector: str = "topk"
     audit: float = 0.0
 
+    def learner_spec(self, run: RunSpec | None = None) -> LearnerSpec:
+        """The learner of ``run`` (default: the config's own components) on this config.
+
+        Window mode (``window``) applies to every run but the ``full`` baseline, and the
+        audit slice to every run but ``full``.
+        """
+        run = run or RunSpec("main", self.strategy, self.budget, self.rate)
+        full = run.budget == "full"
+        window = None if self.window is None or full else WindowSpec(self.selector, self.window)
+        return LearnerSpec(
+            model=self.model,
+            strategy=run.strategy,
+            budget=run.budget,
+            rate=run.rate,
+            seed=self.seed,
+            ttl=self.ttl,
+            audit=0.0 if full else self.audit,
+            window=window,
+        )
+
 
 def build_learner(
     model: str,
@@ -263,15 +277,12 @@ def build_learner(
     ttl: float | None = None,
     audit: float = 0.0,
 ) -> ActiveLearner:
-    """An :class:`ActiveLearner` from specs, every part seeded with ``seed``."""
-    return ActiveLearner(
-        build_model(model, seed=seed),
-        make_strategy(strategy, seed=seed),
-        make_budget(budget, rate=rate, seed=seed),
-        ttl=ttl,
-        audit=audit,
-        seed=seed,
-    )
+    """An :class:`ActiveLearner` from specs, every part seeded with ``seed``.
+
+    A shorthand for :func:`streamal.core.spec.build_active_learner` with a
+    :class:`~streamal.core.spec.LearnerSpec` of these fields.
+    """
+    return build_active_learner(LearnerSpec(model, strategy, budget, rate, seed, ttl, audit))
 
 
 def _limited(stream: Iterable[Sample], limit: int | None) -> Iterator[Sample]:
@@ -289,15 +300,8 @@ def run(
     """Replay ``config.source`` with the run ``spec`` (default: the config's own components)."""
     spec = spec or RunSpec("main", config.strategy, config.budget, config.rate)
     source = open_source(config.source, target=config.target, time=config.time, seed=config.seed)
-    audit = config.audit if spec.budget != "full" else 0.0
-    learner: Any = build_learner(config.model, spec.strategy, spec.budget, spec.rate,
-                                 config.seed, config.ttl, audit)
-    if config.window is not None and spec.budget != "full":
-        if audit:
-            raise ConfigError("the audit slice is not available in window mode")
-        from streamal.window.learner import WindowLearner
-
-        learner = WindowLearner(learner, config.selector, window=config.window, seed=config.seed)
+    learner_spec = config.learner_spec(spec)
+    learner = build_from_spec(learner_spec)
     oracle = SimulatedOracle(config.delay, noise=config.noise, seed=config.seed)
     final, curve = replay(_limited(source, config.limit), learner, oracle, config.step,
                           on_progress)
@@ -312,8 +316,8 @@ def run(
         stats={"applied": stats.applied, "expired": stats.expired, "duplicate": stats.duplicate,
                "unknown": stats.unknown, "evicted": stats.evicted, "pending": len(learner.pending)},
         curve=curve,
-        estimates=getattr(learner, "learner", learner).evaluation.summary(),
-        audit=audit,
+        estimates=learner.evaluation.summary(),
+        audit=learner_spec.audit,
     )
 
 

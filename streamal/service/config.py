@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -42,6 +42,9 @@ from streamal.defaults import (
     DEFAULT_STRATEGY,
 )
 from streamal.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from streamal.core.spec import LearnerSpec
 
 __all__ = [
     "CheckpointSettings",
@@ -127,6 +130,29 @@ class LearnerSettings(_Section):
     audit: float = Field(
         default=0.0, ge=0.0, le=1.0, description="share of the budget for the audit slice"
     )
+
+    def to_spec(self, pending_file: str | None = None) -> LearnerSpec:
+        """The :class:`~streamal.core.spec.LearnerSpec` of these settings.
+
+        ``pending_file`` is where the SQLite pending store lives (``pending="sqlite"``).
+        """
+        from streamal.core.spec import LearnerSpec, WindowSpec  # settings load without river
+
+        window = None
+        if self.window_selector is not None:
+            window = WindowSpec(self.window_selector, self.window_size, self.window_seconds)
+        return LearnerSpec(
+            model=self.model,
+            strategy=self.strategy,
+            budget=self.budget,
+            rate=self.rate,
+            seed=self.seed,
+            ttl=self.ttl,
+            audit=self.audit,
+            pending_file=pending_file if self.pending == "sqlite" else None,
+            max_pending=self.max_pending,
+            window=window,
+        )
 
 
 class CheckpointSettings(_Section):

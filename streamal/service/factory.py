@@ -23,9 +23,8 @@ from prometheus_client import CollectorRegistry
 
 from streamal import __version__
 from streamal.core.checkpoint import Checkpointer
-from streamal.core.pending import SQLitePendingStore
-from streamal.exceptions import ConfigError
-from streamal.offline.replay import build_learner as build_replay_learner
+from streamal.core.protocol import Learner
+from streamal.core.spec import build_learner as build_from_spec
 from streamal.service.config import KafkaSettings, Settings
 from streamal.service.loop import LoopPolicy, Service, Topics
 from streamal.service.metrics import Metrics
@@ -48,32 +47,19 @@ def config_hash(settings: Settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def build_learner(settings: Settings) -> Any:
-    """A fresh learner, built exactly as replay builds it (same specs, same seed).
+def build_learner(settings: Settings) -> Learner:
+    """A fresh learner, built exactly as replay builds it (one spec, one builder).
 
-    With ``learner.window_selector`` set, it is wrapped in a
-    :class:`~streamal.window.WindowLearner` (window mode).
+    With ``learner.window_selector`` set, it is a :class:`~streamal.window.WindowLearner`
+    (window mode). With ``learner.pending="sqlite"`` the pending store is the file
+    ``pending.sqlite`` in the checkpoint directory.
     """
-    spec = settings.learner
-    learner = build_replay_learner(
-        spec.model, spec.strategy, spec.budget, spec.rate, spec.seed, spec.ttl, spec.audit
-    )
-    if spec.pending == "sqlite":
+    pending_file = None
+    if settings.learner.pending == "sqlite":
         path = settings.checkpoint.dir / "pending.sqlite"
         path.parent.mkdir(parents=True, exist_ok=True)
-        learner.pending = SQLitePendingStore(str(path), max_size=spec.max_pending)
-    else:
-        learner.pending.max_size = spec.max_pending
-    if spec.window_selector is not None:
-        from streamal.window.learner import WindowLearner
-
-        if spec.audit:
-            raise ConfigError("learner.audit is not available in window mode (window_selector)")
-
-        return WindowLearner(
-            learner, spec.window_selector, spec.window_size, spec.window_seconds, seed=spec.seed
-        )
-    return learner
+        pending_file = str(path)
+    return build_from_spec(settings.learner.to_spec(pending_file))
 
 
 def kafka_client_options(kafka: KafkaSettings) -> dict[str, Any]:

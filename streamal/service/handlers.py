@@ -10,12 +10,11 @@ reason, and processing goes on.
 
 Examples
 --------
->>> from streamal.offline.replay import build_learner
+>>> from streamal.core.spec import LearnerSpec, build_learner
 >>> from streamal.transports import Envelope, MemoryBroker, MemorySink
 >>> broker = MemoryBroker()
->>> handler = MessageHandler(
-...     build_learner("logreg", "entropy", "full", 1.0, seed=1), MemorySink(broker), Topics()
-... )
+>>> learner = build_learner(LearnerSpec("logreg", "entropy", "full", 1.0, seed=1))
+>>> handler = MessageHandler(learner, MemorySink(broker), Topics())
 >>> handler.handle(Envelope("streamal.samples", 0, 0, None, b'{"id": "a", "x": {"f": 1}}'))
 >>> [q[1] for q in handler.outbox]
 [b'a']
@@ -27,15 +26,14 @@ Examples
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from streamal.core.learner import Decision, LabelOutcome
+from streamal.core.protocol import Learner
 from streamal.exceptions import DecodeError
-from streamal.messages import Query, Sample, decode_label, decode_sample, encode
+from streamal.messages import Sample, decode_label, decode_sample
 from streamal.service.metrics import Metrics
 from streamal.service.outputs import classify, dead_letter, prediction_message
 from streamal.transports.base import Envelope, Sink
@@ -65,8 +63,8 @@ class MessageHandler:
     Parameters
     ----------
     learner
-        An :class:`~streamal.core.learner.ActiveLearner` (or anything with ``process``,
-        ``apply`` and ``query_for``; ``take_queries`` is used when present).
+        The :class:`~streamal.core.protocol.Learner` (an active learner, or a window
+        learner whose queries come when a window closes).
     sink
         Where predictions and dead letters go.
     topics
@@ -79,7 +77,7 @@ class MessageHandler:
 
     def __init__(
         self,
-        learner: Any,
+        learner: Learner,
         sink: Sink,
         topics: Topics,
         metrics: Metrics | None = None,
@@ -93,18 +91,6 @@ class MessageHandler:
         self.dead_letter_max_bytes = dead_letter_max_bytes
         #: Queries decided since the last checkpoint, in decision order.
         self.outbox: list[Outgoing] = []
-        #: Window mode only: the samples of the open window, by id.
-        self.window_samples: OrderedDict[str, Sample] = OrderedDict()
-
-    @property
-    def learner(self) -> Any:
-        """The learner messages go to (replaced when a snapshot is restored)."""
-        return self._learner
-
-    @learner.setter
-    def learner(self, learner: Any) -> None:
-        self._learner = learner
-        self._take_queries = getattr(learner, "take_queries", None)
 
     def handle(self, env: Envelope) -> None:
         """Process one consumed message (messages of other topics are ignored)."""
@@ -119,51 +105,24 @@ class MessageHandler:
         except DecodeError as err:
             self._dead_letter(env, classify(env.value, err), str(err), "sample")
             return
-        learner = self._learner
+        learner = self.learner
         decision = learner.process(sample)
         self._count_sample(decision.score, decision.prediction is not None)
         if decision.queried:
-            self._queue_decided(sample, decision)
-        take = self._take_queries
-        if take is not None:
-            self._windowed(sample, take())
+            self._queue(sample, decision)
+        for chosen, chosen_decision in learner.take_queried():  # window mode
+            self._queue(chosen, chosen_decision)
         if self.topics.predictions is not None:
             self.sink.send(
                 self.topics.predictions, prediction_message(decision), sample.id.encode()
             )
 
-    def _windowed(self, sample: Sample, decisions: list[Decision]) -> None:
-        # Window mode picks queries when a window closes, among its recent arrivals:
-        # keep one window of samples to build the queries from.
-        recent = self.window_samples
-        recent[sample.id] = sample
+    def _queue(self, sample: Sample, decision: Decision) -> None:
+        """Put the query for a queried arrival in the outbox (sent at the next checkpoint)."""
         learner = self.learner
-        query_for = getattr(learner, "query_for", None) or learner.learner.query_for
-        for decision in decisions:
-            chosen = recent.get(decision.sample_id)
-            if chosen is None:
-                log.warning(
-                    "window query for %r: sample no longer known",
-                    decision.sample_id,
-                    extra={"sample_id": decision.sample_id},
-                )
-                continue
-            self._queue(query_for(chosen, decision))
-        while len(recent) > max(1, getattr(learner, "window", 1)):
-            recent.popitem(last=False)
-
-    def _queue_decided(self, sample: Sample, decision: Decision) -> None:
-        learner = self._learner
-        query_json = getattr(learner, "query_json", None)
-        if query_json is None:
-            self._queue(learner.query_for(sample, decision))
-            return
-        self.outbox.append((self.topics.queries, sample.id.encode(), query_json(sample, decision)))
+        value = learner.query_json(sample, decision)
+        self.outbox.append((self.topics.queries, sample.id.encode(), value))
         self.metrics.query(type(learner.strategy).__name__, decision.purpose, sample.id)
-
-    def _queue(self, query: Query) -> None:
-        self.outbox.append((self.topics.queries, query.sample_id.encode(), encode(query)))
-        self.metrics.query(query.strategy, query.purpose, query.sample_id)
 
     def _on_label(self, env: Envelope) -> None:
         try:

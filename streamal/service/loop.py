@@ -15,13 +15,12 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from streamal.core.checkpoint import Checkpointer, Snapshot
+from streamal.core.protocol import Learner
 from streamal.exceptions import CheckpointError, TransportError
 from streamal.service.handlers import MessageHandler, Topics
 from streamal.service.health import BrokerWatch
@@ -81,14 +80,14 @@ class Service:
 
     Examples
     --------
-    >>> from streamal.offline.replay import build_learner
+    >>> from streamal.core.spec import LearnerSpec, build_learner
     >>> from streamal.transports import MemoryBroker, MemorySink, MemorySource
     >>> import tempfile
     >>> broker = MemoryBroker()
     >>> for i in range(5):
     ...     _ = broker.produce("streamal.samples", b'{"id": "%d", "x": {"a": %d}}' % (i, i))
     >>> service = Service(
-    ...     build_learner("logreg", "entropy", "full", 1.0, seed=1),
+    ...     build_learner(LearnerSpec("logreg", "entropy", "full", 1.0, seed=1)),
     ...     MemorySource(broker), MemorySink(broker), Checkpointer(tempfile.mkdtemp()),
     ... )
     >>> service.run(count=5)
@@ -99,7 +98,7 @@ class Service:
 
     def __init__(
         self,
-        learner: Any,
+        learner: Learner,
         source: Source,
         sink: Sink,
         checkpointer: Checkpointer,
@@ -138,7 +137,7 @@ class Service:
         self._last_commit = clock()
 
     @property
-    def learner(self) -> Any:
+    def learner(self) -> Learner:
         """The learner (replaced by the snapshot's on restore)."""
         return self.handler.learner
 
@@ -173,10 +172,9 @@ class Service:
                     "restore the old model/strategy/budget/rate/seed/ttl/topic settings, or "
                     "point the checkpoint directory at an empty folder to start a new model"
                 )
+            # (Snapshots written before the window learner kept its queries' samples
+            # hold the open window's samples in extra["window"] too; not needed now.)
             self.handler.learner = snap.learner
-            self.handler.window_samples = OrderedDict(
-                (s.id, s) for s in snap.extra.get("window", [])
-            )
             self.offsets = Offsets(snap.offsets, snap.topic_ids)
             for topic, key, value in snap.outbox:
                 self.sink.send(topic, value, key)
@@ -314,7 +312,6 @@ class Service:
             list(outbox),
             dict(self.offsets.topic_ids),
             self.config_hash,
-            {"window": list(self.handler.window_samples.values())},
         )
         try:
             self.checkpointer.save(snapshot)

@@ -21,10 +21,12 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from streamal.core.learner import LearnerStats
+from streamal.core.protocol import Learner
 from streamal.service.counts import MessageCounts
 
 __all__ = ["ESTIMATES", "LEARNER_EVENTS", "Metrics"]
@@ -64,6 +66,13 @@ _MAX_TRACKED = 100_000
 TopicPartition = tuple[str, int]
 # A checkpoint pickles the model and the pending store: milliseconds to tens of seconds.
 _CHECKPOINT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@runtime_checkable
+class _Highwater(Protocol):
+    """A source that knows the end offset of a partition (``None`` when unknown)."""
+
+    def highwater(self, partition: TopicPartition) -> int | None: ...
 
 
 class Metrics:
@@ -165,7 +174,7 @@ class Metrics:
         self._asked: OrderedDict[str, float] = OrderedDict()
         self._history: deque[tuple[int, int]] = deque()
         self._last: dict[str, int] | None = None
-        self._lag_source: Any = None
+        self._lag_source: object = None
         self._positions: Callable[[], Mapping[TopicPartition, int]] | None = None
 
     def _counter(self, name: str, doc: str, *labels: str) -> Counter:
@@ -205,49 +214,55 @@ class Metrics:
             self.decode_failures.labels(kind).inc()
 
     # -- per batch -----------------------------------------------------------------
-    def batch(self, seconds: float, learner: Any) -> None:
+    def batch(self, seconds: float, learner: Learner) -> None:
         """A batch was processed; refresh the learner's gauges and the consumer lag."""
         self.batch_seconds.observe(seconds)
         self.observe_learner(learner)
         self.observe_lag()
 
-    def track_lag(self, source: Any, positions: Callable[[], Mapping[TopicPartition, int]]) -> None:
-        """Export the lag of ``positions()`` (next offsets) behind ``source.highwater``."""
+    def track_lag(
+        self, source: object, positions: Callable[[], Mapping[TopicPartition, int]]
+    ) -> None:
+        """Export the lag of ``positions()`` (next offsets) behind ``source.highwater``.
+
+        Sources without a ``highwater`` method (the in-memory double) export no lag.
+        """
         self._lag_source, self._positions = source, positions
 
     def observe_lag(self) -> None:
         """Refresh ``streamal_consumer_lag`` (needs :meth:`track_lag` and a highwater)."""
-        highwater = getattr(self._lag_source, "highwater", None)
-        if highwater is None or self._positions is None:
+        source = self._lag_source
+        if not isinstance(source, _Highwater) or self._positions is None:
             return
+        highwater = source.highwater
         for (topic, partition), position in list(self._positions().items()):
             end = highwater((topic, partition))
             if end is not None:
                 self.lag.labels(topic, str(partition)).set(max(0, end - position))
 
-    def observe_learner(self, learner: Any) -> None:
+    def observe_learner(self, learner: Learner) -> None:
         """Copy the learner's state into the gauges (window learners included)."""
         stats = learner.stats
         self.pending.set(len(learner.pending))
         self.realized.set(stats.queried / stats.seen if stats.seen else 0.0)
-        budget = getattr(learner, "budget", None) or learner.learner.budget
-        self.target.set(getattr(learner, "_rate", budget.rate))
-        threshold = budget.threshold if hasattr(learner, "budget") else None
+        self.target.set(learner.target_rate)
+        threshold = learner.threshold
         self.threshold.set(float("nan") if threshold is None else threshold)
         self.model_version.set(learner.model_version)
-        for event in LEARNER_EVENTS:
-            self.learner_events.labels(event).set(getattr(stats, event))
+        events = (stats.seen, stats.queried, stats.applied, stats.duplicate, stats.unknown,
+                  stats.expired, stats.evicted)
+        for event, value in zip(LEARNER_EVENTS, events, strict=True):
+            self.learner_events.labels(event).set(value)
         self._observe_rate(stats.seen, stats.queried)
-        core = getattr(learner, "learner", learner)  # window mode wraps the learner
-        self._observe_counts(stats, learner.model_version, budget)
-        self.audit_share.set(getattr(core, "audit", 0.0))
-        evaluation = getattr(core, "evaluation", None)
-        if evaluation is not None:
-            for name in ESTIMATES:
-                mean = getattr(evaluation, name)
-                value = mean.window_mean
-                self.accuracy.labels(name).set(math.nan if value is None else value)
-                self.accuracy_labels.labels(name).set(mean.count)
+        self._observe_counts(stats, learner.model_version, learner.budget.refused)
+        self.audit_share.set(learner.audit)
+        evaluation = learner.evaluation
+        means = {"queried": evaluation.queried, "audit": evaluation.audit, "ipw": evaluation.ipw}
+        for name in ESTIMATES:
+            mean = means[name]
+            recent = mean.window_mean
+            self.accuracy.labels(name).set(math.nan if recent is None else recent)
+            self.accuracy_labels.labels(name).set(mean.count)
 
     def _observe_rate(self, seen: int, queried: int) -> None:
         history = self._history
@@ -260,14 +275,14 @@ class Metrics:
         if seen > first_seen:
             self.realized_window.set((queried - first_queried) / (seen - first_seen))
 
-    def _observe_counts(self, stats: Any, version: int, budget: Any) -> None:
+    def _observe_counts(self, stats: LearnerStats, version: int, refused: int) -> None:
         # Counters advance by what the learner did since the last look; the first look
         # (after a restore) only sets the baseline.
         now = {
-            "ttl": getattr(stats, "expired_queries", 0),
+            "ttl": stats.expired_queries,
             "evicted": stats.evicted,
             "updates": version,
-            "refused": getattr(budget, "refused", 0),
+            "refused": refused,
         }
         last, self._last = self._last, now
         if last is None:

@@ -21,41 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from streamal.core.learner import ActiveLearner, Decision, LabelOutcome
-from streamal.core.pending import PendingEntry
-from streamal.core.registry import Entry, parse_spec
-from streamal.messages import Label, Sample
+from streamal.budgets.base import BudgetManager
+from streamal.core.evaluation import LabelEvaluation
+from streamal.core.learner import ActiveLearner, Decision, LabelOutcome, LearnerStats
+from streamal.core.pending import PendingEntry, PendingStore
+from streamal.core.protocol import Queried
+from streamal.core.registry import make_selector
+from streamal.messages import Label, Purpose, Query, Sample
 from streamal.strategies._features import FeatureScaler, RingBuffer
-from streamal.strategies.batch import Batch, BatchBALD, CoreSet, Diverse, Selector, TopK
+from streamal.strategies.base import Strategy
+from streamal.strategies.batch import Batch, Selector
 from streamal.strategies.committee import member_probas
 
-__all__ = ["SELECTORS", "WindowLearner", "make_selector"]
-
-SELECTORS: dict[str, Entry] = {
-    e.name: e
-    for e in (
-        Entry("topk", TopK, "the k highest scores of the window"),
-        Entry("coreset", CoreSet, "k-center greedy in feature space (core-set, Sener 2018)"),
-        Entry("diverse", Diverse, "greedy trade-off of score and distance to labelled/picked"),
-        Entry("batchbald", BatchBALD, "greedy BatchBALD over the ensemble members (Kirsch 2019)"),
-    )
-}
-
-
-def make_selector(spec: str | Selector) -> Selector:
-    """Build a selector from its spec (``"diverse:weight=0.7"``) or pass one through."""
-    if isinstance(spec, Selector):
-        return spec
-    from streamal.exceptions import ConfigError
-
-    name, params = parse_spec(spec)
-    if name not in SELECTORS:
-        raise ConfigError(f"unknown selector {name!r}; choose one of: {', '.join(SELECTORS)}")
-    try:
-        selector: Selector = SELECTORS[name].factory(**params)
-    except TypeError as err:
-        raise ConfigError(f"cannot build selector {spec!r}: {err}") from None
-    return selector
+__all__ = ["WindowLearner"]
 
 
 class WindowLearner:
@@ -121,54 +99,84 @@ class WindowLearner:
         self._buffer: list[tuple[Sample, Decision, np.ndarray, list[dict[Any, float]]]] = []
         self._opened_at: float | None = None
         self._carry = 0.0
-        self._queries: list[Decision] = []
+        #: Queries chosen when a window closed, not taken yet: (sample, decision).
+        self._queries: list[Queried] = []
         self._asked: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Window learners pickled before the OrderedDict kept a plain dict.
         state["_asked"] = OrderedDict(state["_asked"])
+        # Before the window learner kept each query's sample, the service kept the open
+        # window's samples beside it; their untaken queries (none at a checkpoint) had
+        # no sample and are dropped.
+        state["_queries"] = [q for q in state.get("_queries", []) if len(q) == 2]
         self.__dict__.update(state)
 
-    # -- delegation ------------------------------------------------------------------
+    # -- what the drivers read: the inner learner's, except the window's own quota ------
     @property
     def model(self) -> Any:
+        """The inner learner's model."""
         return self.learner.model
 
     @property
-    def stats(self) -> Any:
+    def stats(self) -> LearnerStats:
+        """The inner learner's counters."""
         return self.learner.stats
 
     @property
-    def pending(self) -> Any:
+    def pending(self) -> PendingStore:
+        """The inner learner's pending store."""
         return self.learner.pending
 
     @property
     def model_version(self) -> int:
+        """The inner learner's model version."""
         return self.learner.model_version
+
+    @property
+    def strategy(self) -> Strategy:
+        """The inner learner's strategy."""
+        return self.learner.strategy
+
+    @property
+    def budget(self) -> BudgetManager:
+        """The inner learner's budget manager (not used: the window's quota decides)."""
+        return self.learner.budget
+
+    @property
+    def target_rate(self) -> float:
+        """The share of each window's arrivals that is labelled."""
+        return self._rate
+
+    @property
+    def threshold(self) -> float | None:
+        """Always ``None``: a window's selector takes the best ``k``, with no threshold."""
+        return None
+
+    @property
+    def audit(self) -> float:
+        """Always ``0``: window mode has no audit slice."""
+        return self.learner.audit
+
+    @property
+    def evaluation(self) -> LabelEvaluation:
+        """The inner learner's accuracy estimates."""
+        return self.learner.evaluation
 
     # -- arrivals ----------------------------------------------------------------------
     def process(self, sample: Sample) -> Decision:
         """Predict and score ``sample`` now; buffer it; close the window when it is full."""
         learner = self.learner
-        learner.stats.seen += 1
-        now = float(sample.ts) if sample.ts is not None else float(learner.stats.seen)
-        # The learner compares label arrival with deadlines at its own clock.
-        learner._now = now
-        if learner.ttl is not None:
-            learner.expire(now)
+        now = learner.arrive(sample)
         if (
             self.seconds is not None
             and self._opened_at is not None
             and now - self._opened_at >= self.seconds
         ):
             self._close(now)
-        x, model, strategy = sample.x, learner.model, learner.strategy
-        proba = model.predict_proba_one(x)
-        prediction = max(proba, key=proba.__getitem__) if proba else None
-        score = strategy.score(x, proba, model)
-        if strategy.stateful:
-            strategy.observe(x)
-        members = member_probas(model, x) if self._selector.needs_members else []
+        x = sample.x
+        proba, prediction, score = learner.assess(x)
+        members = member_probas(learner.model, x) if self._selector.needs_members else []
         self._scaler.learn(x)
         decision = Decision(
             sample.id, proba, prediction, score, False, "window", learner.model_version
@@ -180,16 +188,24 @@ class WindowLearner:
             self._close(now)
         return decision
 
-    def take_queries(self) -> list[Decision]:
-        """The decisions of the arrivals chosen since the last call (``queried=True``)."""
+    def take_queried(self) -> list[Queried]:
+        """The arrivals chosen since the last call, with their decisions (``queried=True``)."""
         out, self._queries = self._queries, []
         return out
 
-    def flush(self) -> list[Decision]:
-        """Close the current window now (end of stream) and return all untaken queries."""
+    def finish(self) -> list[Queried]:
+        """Close the current window now (end of stream); return all untaken queries."""
         if self._buffer:
             self._close(self._opened_at if self._opened_at is not None else 0.0)
-        return self.take_queries()
+        return self.take_queried()
+
+    def take_queries(self) -> list[Decision]:
+        """The decisions of the arrivals chosen since the last call (``queried=True``)."""
+        return [decision for _, decision in self.take_queried()]
+
+    def flush(self) -> list[Decision]:
+        """Close the current window now (end of stream) and return all untaken queries."""
+        return [decision for _, decision in self.finish()]
 
     def _close(self, now: float) -> None:
         buffer, self._buffer, self._opened_at = self._buffer, [], None
@@ -204,7 +220,7 @@ class WindowLearner:
         expires_at = None if ttl is None else now + ttl
         for i in chosen:
             sample, decision, vector, _ = buffer[i]
-            learner._put(
+            learner.add_pending(
                 PendingEntry(
                     sample.id,
                     sample.x,
@@ -217,16 +233,11 @@ class WindowLearner:
                     k / len(buffer),
                 )
             )
-            learner.stats.queried += 1
             self._remember(sample.id, vector)
-            self._queries.append(
-                decision._replace(
-                    queried=True,
-                    reason="query",
-                    propensity=k / len(buffer),
-                    expires_at=expires_at,
-                )
+            chosen_decision = decision._replace(
+                queried=True, reason="query", propensity=k / len(buffer), expires_at=expires_at
             )
+            self._queries.append((sample, chosen_decision))
 
     def _batch(self, buffer: list[tuple[Sample, Decision, np.ndarray, list[Any]]]) -> Batch:
         scaler = self._scaler
@@ -262,6 +273,17 @@ class WindowLearner:
     def learn(self, label: Label) -> bool:
         """Apply ``label``; ``True`` if the model learned from it."""
         return self.apply(label) is LabelOutcome.APPLIED
+
+    # -- messages ----------------------------------------------------------------------
+    def query_for(
+        self, sample: Sample, decision: Decision, purpose: Purpose | None = None
+    ) -> Query:
+        """The :class:`~streamal.messages.Query` for a chosen arrival (the inner learner's)."""
+        return self.learner.query_for(sample, decision, purpose)
+
+    def query_json(self, sample: Sample, decision: Decision) -> bytes:
+        """The wire bytes of :meth:`query_for`'s message."""
+        return self.learner.query_json(sample, decision)
 
     def __repr__(self) -> str:
         return (
