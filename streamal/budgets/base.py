@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 from river import base
@@ -20,6 +22,11 @@ class Verdict(NamedTuple):
     allowed: bool
     #: Probability with which the arrival was queried, if the manager knows it.
     probability: float | None
+
+
+#: ``Verdict`` from a tuple of its fields, without the named tuple's keyword handling
+#: (one per arrival).
+_verdict: Callable[[tuple[bool, bool, float | None]], Verdict] = partial(tuple.__new__, Verdict)
 
 
 class BudgetManager(base.Base):  # type: ignore[misc]
@@ -131,18 +138,15 @@ class BudgetManager(base.Base):  # type: ignore[misc]
             such as :class:`~streamal.budgets.wrappers.HardCap` uses it); the manager
             still sees the arrival and updates its state as when the budget is exhausted.
         """
-        seen = self._seen = self._seen + 1
-        allowed = self.last_allowed = allowed and self.budget_left()
-        if self._wants(score, allowed, ts, pending) and allowed:
-            self._spent += 1
-            self._recent.append(seen)
-            return True
-        return False
+        return self.verdict(score, ts, pending, allowed=allowed)[0]
 
     def verdict(
         self, score: float, ts: float | None = None, pending: int = 0, *, allowed: bool = True
     ) -> Verdict:
         """:meth:`decide`, returned with whether the guards allowed it and its probability.
+
+        The learner calls this (one call per arrival); ``last_allowed`` and
+        ``last_probability`` keep the same for code that reads them afterwards.
 
         Examples
         --------
@@ -150,8 +154,13 @@ class BudgetManager(base.Base):  # type: ignore[misc]
         >>> FullBudget().verdict(0.3)
         Verdict(query=True, allowed=True, probability=1.0)
         """
-        query = self.decide(score, ts, pending, allowed=allowed)
-        return Verdict(query, self.last_allowed, self.last_probability)
+        seen = self._seen = self._seen + 1
+        allowed = self.last_allowed = allowed and self.budget_left()
+        if self._wants(score, allowed, ts, pending) and allowed:
+            self._spent += 1
+            self._recent.append(seen)
+            return _verdict((True, True, self.last_probability))
+        return _verdict((False, allowed, self.last_probability))
 
     def spend_extra(self, ts: float | None = None, pending: int = 0) -> bool:
         """Spend one label on the arrival just decided, outside the manager's own rule.

@@ -15,7 +15,7 @@ import math
 import random
 from collections import deque
 
-from streamal.budgets.base import BudgetManager
+from streamal.budgets.base import BudgetManager, Verdict, _verdict
 from streamal.exceptions import ConfigError
 
 __all__ = ["ExplorationFloor", "HardCap", "Wrapper"]
@@ -67,27 +67,24 @@ class Wrapper(BudgetManager):
     #: left a label: chances to query that the cap took away.
     refused: int = 0
 
-    def decide(
+    def verdict(
         self, score: float, ts: float | None = None, pending: int = 0, *, allowed: bool = True
-    ) -> bool:
+    ) -> Verdict:
         self._seen += 1
         left = allowed and self.budget_left()
         gate = left and self._gate(ts, pending)
-        inner = self._inner
-        query = inner.decide(score, ts, pending, allowed=gate)
+        query, inner_allowed, probability = self._inner.verdict(score, ts, pending, allowed=gate)
         if left and not gate:
             self.refused += 1
-        self.last_allowed = inner.last_allowed
-        self.last_probability = inner.last_probability
         if not query and gate and self._extra(score):
-            query = True
-            self.last_allowed = True
-            self.last_probability = None
+            query, inner_allowed, probability = True, True, None
+        self.last_allowed = inner_allowed
+        self.last_probability = probability
         if query:
             self._spent += 1
             self._recent.append(self._seen)
         self._spend(query, ts)
-        return query
+        return _verdict((query, inner_allowed, probability))
 
     def spend_extra(self, ts: float | None = None, pending: int = 0) -> bool:
         # The cap binds labels bought outside the inner manager's rule too.
