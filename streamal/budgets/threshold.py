@@ -75,11 +75,8 @@ class VariableThreshold(BudgetManager):
         Target label rate.
     step
         Relative threshold adjustment ``s``. The paper (and scikit-activeml) use 0.01; we
-        default to 0.1, which spreads labels more evenly in time and measured better than
-        0.01 with an adaptive random forest at rate 0.1 on 5 of 7 streams (Agrawal with
-        drift, Elec2, SEA, Hyperplane, Bananas; worse on Phishing and ImageSegments; means
-        over 3 seeds). With it, entropy beats random by +2.2 points on Agrawal and +0.9 on
-        Elec2 (means over 6 seeds).
+        default to 0.1, which spreads labels more evenly in time and measured better on
+        most streams (``docs/benchmarks.md``, "Figures behind design choices").
     theta
         Initial threshold ``θ₀`` (paper default 1.0: the first arrivals are asked).
     budget_window

@@ -47,8 +47,8 @@ class MixedScaler(base.Transformer):  # type: ignore[misc]
 
     Numbers are centred and scaled with running means and variances (Welford's method);
     a string feature ``name`` with value ``v`` becomes ``{"name=v": 1.0}``. Doing both in
-    one transformer is about three times cheaper per sample than river's
-    ``SelectType | StandardScaler`` union with a ``OneHotEncoder`` branch.
+    one transformer is cheaper per sample than river's ``SelectType | StandardScaler``
+    union with a ``OneHotEncoder`` branch (``docs/benchmarks.md``).
 
     Examples
     --------

@@ -43,10 +43,9 @@ def tune_gc() -> None:
 
     Every object alive when the loop starts (imported libraries, the model, the restored
     state) is frozen (:func:`gc.freeze`): the collector never scans it again. And the
-    young generation is collected every 10,000 allocations instead of 700. Measured
-    with the throughput benchmark's service, full collections of 45-70 ms had stalled
-    one poll in three rounds; with both, the collector took under 1 ms per 20,000
-    messages. Objects are still freed by reference counting as usual.
+    young generation is collected every 10,000 allocations instead of 700, so that full
+    collections no longer stall polls (measured in ``docs/benchmarks.md``, "Figures
+    behind design choices"). Objects are still freed by reference counting as usual.
     """
     global _gc_tuned
     if _gc_tuned:
@@ -111,11 +110,9 @@ class Service:
         self.source = source
         self.sink = sink
         self.checkpointer = checkpointer
-        self.topics = topics
-        self.policy = policy
-        topics = Topics() if topics is None else topics
-        policy = LoopPolicy() if policy is None else policy
-        self._topics, self._policy = topics, policy
+        #: The topic names and loop timings in force (the defaults when not given).
+        self.topics = topics = Topics() if topics is None else topics
+        self.policy = policy = LoopPolicy() if policy is None else policy
         self.metrics = Metrics(CollectorRegistry()) if metrics is None else metrics
         self.handler = MessageHandler(
             learner, sink, topics, self.metrics, policy.dead_letter_max_bytes
@@ -147,7 +144,7 @@ class Service:
         if self._failed:
             return False, "the loop failed"
         stalled = self.clock() - self.last_beat
-        if self._running and stalled > self._policy.stall_timeout:
+        if self._running and stalled > self.policy.stall_timeout:
             return False, f"no loop turn for {stalled:.0f} s"
         return True, "ok"
 
@@ -198,20 +195,20 @@ class Service:
         exception (or ``stop(fail=True)``) leaves the last checkpoint as it was.
         """
         self.restore()
-        if self._policy.tune_gc:
+        if self.policy.tune_gc:
             tune_gc()
         if not self._subscribed:
-            self.source.subscribe([self._topics.samples, self._topics.labels], self)
+            self.source.subscribe([self.topics.samples, self.topics.labels], self)
             self._subscribed = True
         started, processed = self.clock(), 0
         self._running = True
         try:
             while not self._stopping and (count is None or processed < count):
                 self.last_beat = self.clock()
-                limit = self._policy.max_batch
+                limit = self.policy.max_batch
                 if count is not None:
                     limit = min(limit, count - processed)
-                batch = self.source.poll(limit, self._policy.poll_timeout)
+                batch = self.source.poll(limit, self.policy.poll_timeout)
                 self._raise_callback_error()
                 if batch:
                     self._process(batch)
@@ -252,7 +249,7 @@ class Service:
         try:
             self.source.close()
         finally:
-            self.sink.close(self._policy.flush_timeout if self.watch.reachable else 0.0)
+            self.sink.close(self.policy.flush_timeout if self.watch.reachable else 0.0)
 
     def __enter__(self) -> Service:
         return self
@@ -275,7 +272,7 @@ class Service:
         # flush_timeout and fail; the watch's probe (or records) says when it is back.
         if not self._since_commit or not self.watch.reachable:
             return
-        policy = self._policy
+        policy = self.policy
         if (
             self._since_commit >= policy.commit_every
             or self.clock() - self._last_commit >= policy.commit_interval
@@ -295,10 +292,10 @@ class Service:
         With nothing processed since the last checkpoint, only the flush is done.
         """
         t0 = time.perf_counter()
-        if not self.sink.flush(self._policy.flush_timeout):
+        if not self.sink.flush(self.policy.flush_timeout):
             log.warning(
                 "checkpoint skipped: messages still in flight after %.0f s",
-                self._policy.flush_timeout,
+                self.policy.flush_timeout,
             )
             self.metrics.checkpoint_failed()
             self.watch.failed("a flush timed out")
@@ -341,7 +338,7 @@ class Service:
     def on_assigned(self, partitions: list[TopicPartition]) -> None:
         """Seek to the snapshot's offsets; start re-created topics from the beginning."""
         try:
-            kinds = {self._topics.samples: "sample", self._topics.labels: "label"}
+            kinds = {self.topics.samples: "sample", self.topics.labels: "label"}
             for topic, _ in self.offsets.assign(self.source, partitions):
                 self.metrics.offset_reset(kinds.get(topic, topic))
         except BaseException as err:

@@ -21,9 +21,8 @@ class LoopPolicy:
     noticed. ``commit_every``/``commit_interval`` bound the work redone after a crash
     and how long a query waits before it is published: by default a checkpoint runs
     once a second, or sooner after 50,000 messages, so a query is out within about a
-    second and checkpoints (a few milliseconds plus about 11 µs per query published)
-    cost 2-3 % of the loop's time with logistic regression at 56,000 messages a
-    second. ``broker_timeout`` is how long the broker may be unreachable before the
+    second (what a checkpoint costs is measured in ``docs/benchmarks.md``, "Figures
+    behind design choices"). ``broker_timeout`` is how long the broker may be unreachable before the
     service exits non-zero (so that an orchestrator restarts it); ``health_interval`` is
     how often it is probed when idle.
     ``flush_timeout`` bounds each flush, including the one on a graceful stop.

@@ -13,8 +13,8 @@ Choices, and why:
 - ``acks="all"``: a query or dead letter counts as delivered only when the broker has it;
 - polls are bounded with ``max_records`` and partitions are never paused (kafka-python
   3.0 loses a paused partition whose fetched batch was partly consumed);
-- the ``crc32c`` package makes kafka-python's checksums 4-9 times faster; without it a
-  warning is logged (:func:`crc32c_accelerated`).
+- the ``crc32c`` package makes kafka-python's checksums several times faster
+  (``docs/benchmarks.md``); without it a warning is logged (:func:`crc32c_accelerated`).
 """
 
 from __future__ import annotations
