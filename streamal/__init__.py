@@ -4,6 +4,8 @@ from streamal import budgets, strategies
 from streamal.core import models
 from streamal.core.learner import ActiveLearner, Decision, LabelOutcome
 from streamal.core.pending import MemoryPendingStore, PendingEntry, SQLitePendingStore
+from streamal.core.protocol import Learner
+from streamal.core.spec import LearnerSpec, WindowSpec, build_learner
 from streamal.exceptions import (
     CheckpointError,
     ConfigError,
@@ -25,6 +27,8 @@ __all__ = [
     "InputError",
     "Label",
     "LabelOutcome",
+    "Learner",
+    "LearnerSpec",
     "MemoryPendingStore",
     "PendingEntry",
     "Query",
@@ -32,8 +36,10 @@ __all__ = [
     "Sample",
     "StreamalError",
     "TransportError",
+    "WindowSpec",
     "__version__",
     "budgets",
+    "build_learner",
     "models",
     "strategies",
 ]
