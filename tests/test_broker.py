@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from streamal import broker as broker_mod
+from streamal.dev import broker as broker_mod
 from streamal.dev.broker import LocalBroker, find_tansu
 from streamal.exceptions import ConfigError, TransportError
 

@@ -78,8 +78,8 @@ _decision: Callable[[tuple[Any, ...]], Decision] = partial(tuple.__new__, Decisi
 def top_class(proba: dict[Any, float]) -> Any:
     """The most probable class, the first one on ties (``None`` for an empty posterior).
 
-    What ``max(proba, key=proba.__getitem__)`` gives, three times faster for two classes
-    (the common case).
+    What ``max(proba, key=proba.__getitem__)`` gives, with two classes (the common case)
+    unpacked directly instead of through a key function.
 
     Examples
     --------
@@ -114,7 +114,7 @@ class LearnerStats:
     #: Labels for an id never queried, or forgotten (ignored).
     unknown: int = 0
     #: Expiry *events*: a query closed because its deadline passed, and a label that
-    #: came for a query already closed that way (such a query counts twice here).
+    #: came for a query already closed by expiry or eviction (counted again here).
     expired: int = 0
     #: Queries closed because the pending store was full (the oldest goes first).
     evicted: int = 0
@@ -345,8 +345,18 @@ class ActiveLearner:
         else:
             reason = "score" if allowed else "budget"
         return _decision(
-            (sample.id, proba, prediction, score, queried, reason, version, propensity,
-             expires_at, purpose)
+            (
+                sample.id,
+                proba,
+                prediction,
+                score,
+                queried,
+                reason,
+                version,
+                propensity,
+                expires_at,
+                purpose,
+            )
         )
 
     def arrive(self, sample: Sample) -> float:
@@ -378,9 +388,7 @@ class ActiveLearner:
             strategy.observe(x)
         return proba, top_class(proba), score
 
-    def _decide_audited(
-        self, score: float, now: float
-    ) -> tuple[bool, bool, Purpose, float | None]:
+    def _decide_audited(self, score: float, now: float) -> tuple[bool, bool, Purpose, float | None]:
         """The decision when an audit slice is on: (queried, allowed, purpose, propensity)."""
         budget = self.budget
         audit = self.audit

@@ -268,9 +268,7 @@ register_budget(
 
 register_selector("topk", TopK, "the k highest scores of the window")
 register_selector("coreset", CoreSet, "k-center greedy in feature space (core-set, Sener 2018)")
-register_selector(
-    "diverse", Diverse, "greedy trade-off of score and distance to labelled/picked"
-)
+register_selector("diverse", Diverse, "greedy trade-off of score and distance to labelled/picked")
 register_selector(
     "batchbald", BatchBALD, "greedy BatchBALD over the ensemble members (Kirsch 2019)"
 )

@@ -249,8 +249,15 @@ class Metrics:
         threshold = learner.threshold
         self.threshold.set(float("nan") if threshold is None else threshold)
         self.model_version.set(learner.model_version)
-        events = (stats.seen, stats.queried, stats.applied, stats.duplicate, stats.unknown,
-                  stats.expired, stats.evicted)
+        events = (
+            stats.seen,
+            stats.queried,
+            stats.applied,
+            stats.duplicate,
+            stats.unknown,
+            stats.expired,
+            stats.evicted,
+        )
         for event, value in zip(LEARNER_EVENTS, events, strict=True):
             self.learner_events.labels(event).set(value)
         self._observe_rate(stats.seen, stats.queried)
