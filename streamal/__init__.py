@@ -12,10 +12,12 @@ from streamal.exceptions import (
 from streamal.learner import ActiveLearner, Decision, LabelOutcome
 from streamal.messages import Label, Query, Sample
 from streamal.pending import MemoryPendingStore, PendingEntry, SQLitePendingStore
+from streamal.river_compat import ActiveClassifier
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActiveClassifier",
     "ActiveLearner",
     "CheckpointError",
     "ConfigError",
