@@ -16,6 +16,7 @@ from streamal.budgets.base import BudgetManager
 from streamal.evaluation import LabelEvaluation
 from streamal.messages import SCHEMA_VERSION, Label, Query, Sample
 from streamal.pending import MemoryPendingStore, PendingEntry, PendingStore
+from streamal.registry import strategy_name
 from streamal.strategies.base import Strategy
 
 __all__ = ["ActiveLearner", "Decision", "LabelOutcome", "LearnerStats"]
@@ -460,7 +461,7 @@ class ActiveLearner:
             proba={str(k): float(v) for k, v in decision.proba.items()},
             prediction=decision.prediction,
             score=decision.score,
-            strategy=type(self.strategy).__name__,
+            strategy=strategy_name(self.strategy),
             model_version=decision.model_version,
             ts=sample.ts,
             expires_at=decision.expires_at,
@@ -484,7 +485,7 @@ class ActiveLearner:
         if decision.prediction is not None:
             fields["prediction"] = decision.prediction
         fields["score"] = float(decision.score)
-        fields["strategy"] = type(self.strategy).__name__
+        fields["strategy"] = strategy_name(self.strategy)
         fields["model_version"] = decision.model_version
         if sample.ts is not None:
             fields["ts"] = float(sample.ts)

@@ -26,7 +26,7 @@ from streamal.messages import (
         Sample(id="a", x={"n": 1.5, "i": 3, "cat": "red"}, ts=12.5, y="spam", meta={"k": [1]}),
         Sample(id="b", x={}, y=7),
         Sample(id="c", x={"f": 0.0}, y=True),
-        Query(sample_id="a", x={"n": 1.0}, proba={"x": 0.5}, score=0.9, strategy="Entropy",
+        Query(sample_id="a", x={"n": 1.0}, proba={"x": 0.5}, score=0.9, strategy="entropy",
               model_version=3, ts=1.0, expires_at=5.0, purpose="audit", propensity=0.1),
         Label(sample_id="a", y="ham", ts=3.0, annotator="ann"),
     ],

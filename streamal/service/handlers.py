@@ -36,6 +36,7 @@ from prometheus_client import CollectorRegistry
 from streamal.exceptions import DecodeError
 from streamal.learner import Decision, LabelOutcome
 from streamal.messages import Query, Sample, decode_label, decode_sample, encode
+from streamal.registry import strategy_name
 from streamal.service.metrics import Metrics
 from streamal.service.outputs import classify, dead_letter, prediction_message
 from streamal.transports.base import Envelope, Sink
@@ -159,7 +160,7 @@ class MessageHandler:
             self._queue(learner.query_for(sample, decision))
             return
         self.outbox.append((self.topics.queries, sample.id.encode(), query_json(sample, decision)))
-        self.metrics.query(type(learner.strategy).__name__, decision.purpose, sample.id)
+        self.metrics.query(strategy_name(learner.strategy), decision.purpose, sample.id)
 
     def _queue(self, query: Query) -> None:
         self.outbox.append((self.topics.queries, query.sample_id.encode(), encode(query)))
