@@ -36,6 +36,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import struct
@@ -202,8 +203,14 @@ class Checkpointer:
             ) from None
 
     @staticmethod
-    def read(path: str | os.PathLike[str]) -> Snapshot:
-        """Read and verify one snapshot file."""
+    def read(
+        path: str | os.PathLike[str], unpickler: type[pickle.Unpickler] = pickle.Unpickler
+    ) -> Snapshot:
+        """Read and verify one snapshot file.
+
+        ``unpickler`` restores the payload (a subclass may map classes to inert stand-ins,
+        as ``streamal export-model`` does for the SQLite pending store).
+        """
         path = Path(path)
         try:
             data = path.read_bytes()
@@ -227,7 +234,7 @@ class Checkpointer:
         if hashlib.sha256(payload).digest() != digest:
             raise CheckpointError(f"snapshot {path} is corrupt: checksum mismatch")
         try:
-            snapshot = pickle.loads(payload)
+            snapshot = unpickler(io.BytesIO(payload)).load()
         except Exception as err:  # unpickling runs arbitrary class code
             raise CheckpointError(
                 f"snapshot {path} cannot be restored by this release ({type(err).__name__}: "

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "streamal.cli.companions_cmd",
     "streamal.cli.annotate_cmd",
     "streamal.cli.demo_cmd",
+    "streamal.cli.export_cmd",
 ]
 
 app = typer.Typer(
