@@ -5,6 +5,7 @@ from streamal.core import models
 from streamal.core.learner import ActiveLearner, Decision, LabelOutcome
 from streamal.core.pending import MemoryPendingStore, PendingEntry, SQLitePendingStore
 from streamal.core.protocol import Learner
+from streamal.core.river_compat import ActiveClassifier
 from streamal.core.spec import LearnerSpec, WindowSpec, build_learner
 from streamal.exceptions import (
     CheckpointError,
@@ -19,6 +20,7 @@ from streamal.messages import Label, Query, Sample
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActiveClassifier",
     "ActiveLearner",
     "CheckpointError",
     "ConfigError",

@@ -60,6 +60,25 @@ MAX_MESSAGE_BYTES = 1_048_576
 
 Feature = StrictFloat | StrictInt | StrictStr
 Features = dict[str, Feature]
+#: What a sample's ``x`` may hold on the wire: features, and also booleans (read as
+#: 1.0/0.0) and ``null`` (a missing value: the key is dropped, river's convention).
+WireFeatures = dict[str, StrictFloat | StrictInt | StrictStr | StrictBool | None]
+
+
+def _clean_features(x: dict[str, Any]) -> dict[str, Any]:
+    """Drop ``None`` values (missing) and turn booleans into 1.0/0.0; ``x`` itself if neither.
+
+    Examples
+    --------
+    >>> _clean_features({"a": 1, "b": None, "c": True, "d": "x"})
+    {'a': 1, 'c': 1.0, 'd': 'x'}
+    """
+    for value in x.values():
+        if value is None or value is True or value is False:
+            break
+    else:
+        return x
+    return {k: float(v) if isinstance(v, bool) else v for k, v in x.items() if v is not None}
 ClassLabel = StrictBool | StrictInt | StrictStr
 
 
@@ -87,7 +106,10 @@ class Sample(_Message):
     id
         Unique sample id; labels refer to it.
     x
-        Flat mapping of feature names to numbers or strings.
+        Flat mapping of feature names to numbers or strings. On the wire (JSON read by
+        :func:`decode_sample`), a ``null`` value is a missing feature and its key is
+        dropped (river's convention: an absent key), and booleans become numbers
+        (``true`` → 1.0, ``false`` → 0.0).
     ts
         Event time in seconds (Unix epoch or any monotone clock), if known.
     y
@@ -108,6 +130,16 @@ class Sample(_Message):
 
 #: Why a query was asked: chosen by the strategy, or drawn for the audit slice.
 Purpose = Literal["learn", "audit"]
+class _WireSample(Sample):
+    # A Sample as JSON may carry it: null and boolean features allowed (its JSON Schema
+    # is the one `streamal schema` prints for Sample, with Sample's description).
+    __doc__ = Sample.__doc__
+
+    model_config = ConfigDict(title="Sample")
+
+    x: WireFeatures  # type: ignore[assignment]
+
+    _x = field_validator("x")(_clean_features)
 
 
 class Query(_Message):
@@ -236,14 +268,25 @@ _validate_sample = Sample.__pydantic_validator__.validate_json
 
 
 def decode_sample(data: bytes | str) -> Sample:
-    """Decode a :class:`Sample`. NaN is not valid JSON, so ``NaN`` features are refused."""
+    """Decode a :class:`Sample`. NaN is not valid JSON, so ``NaN`` features are refused.
+
+    ``null`` features are dropped and booleans read as numbers (see :class:`Sample`).
+
+    Examples
+    --------
+    >>> decode_sample(b'{"id": "1", "x": {"a": null, "b": true, "c": 2}}').x
+    {'b': 1.0, 'c': 2}
+    """
     if len(data) <= MAX_MESSAGE_BYTES:  # the per-message path: the validator alone
         try:
             sample: Sample = _validate_sample(data)
             return sample
         except ValidationError:
             pass
-    return decode(data, Sample)  # raises the DecodeError that says what is wrong
+    # Not a plain sample: one with null or boolean features, or a bad message (then
+    # decode raises the DecodeError that says what is wrong).
+    wire = decode(data, _WireSample)
+    return Sample.model_construct(**{name: getattr(wire, name) for name in Sample.model_fields})
 
 
 def decode_query(data: bytes | str) -> Query:
@@ -258,7 +301,8 @@ def decode_label(data: bytes | str) -> Label:
 
 def json_schemas() -> dict[str, Any]:
     """The JSON Schemas of the three wire messages, keyed by message name."""
-    return {m.__name__: m.model_json_schema() for m in (Sample, Query, Label)}
+    messages: dict[str, type[BaseModel]] = {"Sample": _WireSample, "Query": Query, "Label": Label}
+    return {name: m.model_json_schema() for name, m in messages.items()}
 
 
 def dumps_schemas() -> str:

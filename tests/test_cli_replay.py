@@ -97,3 +97,25 @@ def test_schema_command() -> None:
     one = streamal("schema", "Label")
     assert json.loads(one.stdout)["title"] == "Label"
     assert streamal("schema", "Nope").returncode == 2
+
+
+def test_selector_without_window_is_an_error() -> None:
+    out = streamal("replay", "river:Phishing", "--selector", "coreset", "--quiet")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "error: --selector chooses in window mode only; give --window N as well"
+    ]
+
+
+def test_window_mode_names_the_selector_and_unpredicted_arrivals_apart() -> None:
+    out = streamal("replay", "river:Phishing", "--model", "gnb", "--window", "100",
+                   "--selector", "coreset", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "entropy / coreset (window 100)" in out.stdout
+    assert "variable_threshold" not in out.stdout
+    data = json.loads(streamal("replay", "river:Phishing", "--model", "gnb", "--window", "100",
+                               "--selector", "coreset", "--json").stdout)
+    # Gaussian naive Bayes predicts nothing before its first label, which in window mode
+    # comes when the first window closes: those 100 arrivals are not counted as wrong.
+    assert data["selector"] == "coreset" and data["window"] == 100
+    assert data["unpredicted"] == 100 and data["runs"][0]["unpredicted"] == 100

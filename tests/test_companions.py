@@ -108,6 +108,37 @@ def test_record_writes_one_json_object_per_line_and_skips_the_rest() -> None:
     assert "rec" not in broker.committed  # recording never moves a group
 
 
+def test_record_keeps_the_headers_of_dead_letters() -> None:
+    from streamal.service.outputs import dead_letter
+    from streamal.transports import Envelope
+
+    broker = MemoryBroker()
+    poison = Envelope("streamal.samples", 0, 7, b"k", b'{"id": "p", "x": ')
+    value, headers = dead_letter(poison, "invalid_json", "not valid JSON", 1000)
+    broker.produce("dl", value, key=b"k", headers=headers)
+    broker.produce("dl", b'{"id": "q", "x": {"a": [1]}}', headers=[("streamal.reason", b"x")])
+    broker.produce("dl", b'{"plain": 1}')
+    out = io.StringIO()
+    assert record(MemorySource(broker, group="rec"), "dl", out, idle=0.05) == (3, 0)
+    first, second, third = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first == {
+        "headers": {
+            "streamal.reason": "invalid_json",
+            "streamal.error": "not valid JSON",
+            "streamal.source": "streamal.samples/0/7",
+        },
+        "value": '{"id": "p", "x": ',
+    }
+    assert second["value"] == {"id": "q", "x": {"a": [1]}}
+    assert third == {"plain": 1}
+    out = io.StringIO()
+    source = MemorySource(broker, group="rec2")
+    assert record(source, "dl", out, idle=0.05, headers=False) == (2, 1)
+    out = io.StringIO()
+    assert record(MemorySource(broker, group="rec3"), "dl", out, idle=0.05, headers=True)[0] == 3
+    assert json.loads(out.getvalue().splitlines()[2]) == {"headers": {}, "value": {"plain": 1}}
+
+
 def test_record_reads_from_the_beginning_even_past_committed_offsets() -> None:
     broker = MemoryBroker()
     for i in range(4):

@@ -115,8 +115,56 @@ def test_dockerfile_is_multi_stage_slim_and_non_root() -> None:
     assert len(stages) == 2 and all("slim" in s for s in stages)
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1].split(":")[0] not in {"0", "root"}
-    assert re.search(r"^HEALTHCHECK .*?/healthz", text, re.M | re.S)
+    assert re.search(r"^HEALTHCHECK .*?\"streamal\.service\.healthcheck\"\]", text, re.M | re.S)
     root = DEPLOY.parent
     for copied in re.findall(r"^COPY (?!--)(.+) \S+$", text, re.M):
         for path in copied.split():
             assert (root / path).exists(), f"Dockerfile copies missing {path}"
+
+
+def test_the_health_check_probes_serve_only(compose: dict[str, Any]) -> None:
+    from streamal.service.healthcheck import http_port
+
+    entrypoint = re.findall(r'^ENTRYPOINT \["(\S+)"\]', (DEPLOY / "Dockerfile").read_text(), re.M)
+    assert entrypoint == ["streamal"]
+    ports = {}
+    for name, service in compose["services"].items():
+        if service.get("image") != "streamal:latest":
+            continue
+        args = ["/usr/local/bin/python", "/usr/local/bin/streamal", *service["command"]]
+        ports[name] = http_port(args, {k: str(v) for k, v in _env(service).items()})
+    # The producer and the oracle serve no HTTP: an HTTP probe would mark them unhealthy.
+    assert ports == {"streamal": 9108, "producer": None, "oracle": None}
+
+
+def test_the_health_check_asks_healthz_of_serve() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from streamal.service.healthcheck import main
+
+    status = {"code": 200}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(status["code"] if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = str(server.server_address[1])
+        serve = ["streamal", "serve"]
+        assert main(serve, {"STREAMAL_SERVICE__HTTP_PORT": port}) == 0
+        status["code"] = 503
+        assert main(serve, {"STREAMAL_SERVICE__HTTP_PORT": port}) == 1
+        assert main(["streamal", "oracle", "synth:SEA"], {}) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert main(serve, {"STREAMAL_SERVICE__HTTP_PORT": port}) == 1  # nobody listens

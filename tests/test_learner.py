@@ -119,7 +119,7 @@ def test_query_message_for_a_decision() -> None:
     al.budget = budgets.FullBudget()
     s = sample(1, ts=5.0)
     q = al.query_for(s, al.process(s))
-    assert q.sample_id == "1" and q.strategy == "Entropy" and q.purpose == "learn"
+    assert q.sample_id == "1" and q.strategy == "entropy" and q.purpose == "learn"
     assert q.x == s.x and 0.0 <= q.score <= 1.0
 
 

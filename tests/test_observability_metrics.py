@@ -182,7 +182,7 @@ def test_label_delay_and_unknown_ids() -> None:
     from streamal.service.metrics import Metrics
 
     metrics = Metrics(CollectorRegistry())
-    metrics.query("Entropy", "learn", "a")
+    metrics.query("entropy", "learn", "a")
     metrics.label("applied", "a")
     metrics.label("duplicate", "a")
     metrics.label("applied", "never-asked")

@@ -97,7 +97,7 @@ def test_samples_queries_predictions_and_labels(tmp_path: Path) -> None:
     assert [p["sample_id"] for p in preds] == [f"s{i}" for i in range(100)]
     assert {p["sample_id"] for p in preds if p["queried"]} == set(asked)
     query = json.loads(broker.values(TOPICS.queries)[0])  # type: ignore[arg-type]
-    assert query["strategy"] == "Entropy" and "proba" in query and query["model_version"] == 0
+    assert query["strategy"] == "entropy" and "proba" in query and query["model_version"] == 0
     for sid in asked:
         broker.produce(TOPICS.labels, label(sid, y=True))
     broker.produce(TOPICS.labels, label(asked[0]))  # a duplicate
@@ -109,7 +109,7 @@ def test_samples_queries_predictions_and_labels(tmp_path: Path) -> None:
     assert get("streamal_samples_total") == 100
     assert get("streamal_labels_total", {"outcome": "applied"}) == len(asked)
     assert get("streamal_labels_total", {"outcome": "duplicate"}) == 1
-    assert get("streamal_queries_total", {"strategy": "Entropy", "purpose": "learn"}) == len(asked)
+    assert get("streamal_queries_total", {"strategy": "entropy", "purpose": "learn"}) == len(asked)
     assert get("streamal_pending_queries") == 0
     assert get("streamal_budget_target_ratio") == 0.2
     assert get("streamal_learner_events", {"event": "seen"}) == 100

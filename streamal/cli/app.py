@@ -6,8 +6,11 @@ Each module in :data:`COMMAND_MODULES` defines ``register(app: typer.Typer) -> N
 from __future__ import annotations
 
 import importlib
+from typing import Annotated
 
 import typer
+
+from streamal import __version__
 
 __all__ = ["COMMAND_MODULES", "app", "main"]
 
@@ -20,6 +23,7 @@ COMMAND_MODULES = [
     "streamal.cli.companions_cmd",
     "streamal.cli.annotate_cmd",
     "streamal.cli.demo_cmd",
+    "streamal.cli.export_cmd",
 ]
 
 app = typer.Typer(
@@ -29,6 +33,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"streamal {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Options of the ``streamal`` command itself (before any subcommand)."""
+
 
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)

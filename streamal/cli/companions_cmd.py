@@ -195,6 +195,14 @@ def record_command(
         float, typer.Option(help="Stop after this many seconds without a message.")
     ] = 3.0,
     follow: Annotated[bool, typer.Option(help="Keep recording until SIGINT/SIGTERM.")] = False,
+    headers: Annotated[
+        bool | None,
+        typer.Option(
+            "--headers/--no-headers",
+            help="Write each message as {headers, value} (default: dead letters only).",
+            show_default=False,
+        ),
+    ] = None,
     timeout: TimeoutOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -203,7 +211,9 @@ def record_command(
     """Dump a topic from its first message to JSON lines (for `produce` or `replay`).
 
     Reading uses a fresh consumer group and commits nothing. Samples recorded with their
-    y (see `produce --keep-y`) can be replayed offline with `streamal replay`.
+    y (see `produce --keep-y`) can be replayed offline with `streamal replay`. Dead
+    letters keep their headers (reason, error, origin): each line is {"headers": ...,
+    "value": ...}.
     """
     import uuid
 
@@ -225,6 +235,7 @@ def record_command(
                 idle=None if follow else idle,
                 timeout=timeout,
                 should_stop=should_stop,
+                headers=headers,
             )
     finally:
         source.close()

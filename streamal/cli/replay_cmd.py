@@ -20,6 +20,7 @@ from rich.table import Table
 
 from streamal import defaults
 from streamal.cli.errors import friendly_errors
+from streamal.exceptions import ConfigError
 from streamal.offline.replay import Progress as ReplayProgress
 from streamal.offline.replay import ReplayConfig, ReplayResult, plan, run
 from streamal.offline.report import summary, write_report
@@ -33,6 +34,9 @@ SOURCE is a .jsonl file of samples with their y, a .csv file (target column: --t
 default the last), river:NAME (Phishing, Bananas, ImageSegments) or synth:NAME[:k=v,...]
 (Agrawal, SEA, Hyperplane, RandomRBFDrift). See `streamal datasets`.
 
+Accuracy counts the predicted arrivals; those before the model's first prediction are
+reported apart (unpredicted), as river's progressive validation skips them.
+
 Each --compare entry is STRATEGY\\[/BUDGET] or a baseline, `random` or `full`; all runs
 share the stream, model, rate, delay and seed.
 """
@@ -41,14 +45,14 @@ share the stream, model, rate, delay and seed.
 def _table(results: list[ReplayResult]) -> Table:
     data = summary(results)
     table = Table(title=f"{results[0].source}: rate {results[0].rate}, delay {results[0].delay}")
-    for col in ("run", "strategy / budget", "labels", "label rate", "accuracy", "gap closed",
-                "µs/sample"):
+    for col in ("run", "strategy / budget", "labels", "label rate", "accuracy", "unpredicted",
+                "gap closed", "µs/sample"):
         table.add_column(col, justify="left" if col in {"run", "strategy / budget"} else "right")
-    for entry in data["runs"]:
+    for result, entry in zip(results, data["runs"], strict=True):
         gap = entry.get("gap_closed")
         table.add_row(
-            entry["name"], f"{entry['strategy']} / {entry['budget']}", str(entry["labels_used"]),
-            f"{entry['label_rate']:.4f}", f"{entry['accuracy']:.4f}",
+            entry["name"], result.components, str(entry["labels_used"]),
+            f"{entry['label_rate']:.4f}", f"{entry['accuracy']:.4f}", str(entry["unpredicted"]),
             "" if gap is None else f"{gap:.1%}", f"{entry['us_per_sample']:.1f}",
         )
     return table
@@ -95,8 +99,9 @@ def replay_command(
     limit: Annotated[int | None, typer.Option(help="Stop after this many samples.")] = None,
     window: Annotated[int | None, typer.Option(help="Window (batch) mode: choose rate x W "
                                                     "of every W arrivals at once.")] = None,
-    selector: Annotated[str, typer.Option(help="Window-mode selector: topk, coreset, "
-                                               "diverse, batchbald.")] = "topk",
+    selector: Annotated[str | None, typer.Option(help="Window-mode selector: topk "
+                                                      "(default), coreset, diverse, "
+                                                      "batchbald; needs --window.")] = None,
     audit: Annotated[float, typer.Option(help="Share of the budget spent on an audit slice "
                                               "of random samples (unbiased accuracy).")]
     = 0.0,
@@ -113,6 +118,8 @@ def replay_command(
         seed=seed, noise=noise, ttl=ttl, target=target, time=time, limit=limit,
         window=window, selector=selector, audit=audit,
     )
+    if selector is not None and window is None:
+        raise ConfigError("--selector chooses in window mode only; give --window N as well")
     runs = plan(config, compare.split(","))
     length = open_source(source, target=target, time=time, seed=seed).length
     total = min(length, limit) if length is not None and limit is not None else (length or limit)

@@ -39,7 +39,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from streamal.exceptions import DecodeError
 from streamal.messages import Label, Query, Sample, decode_query, encode
@@ -167,12 +167,19 @@ def record(
     timeout: float | None = None,
     from_beginning: bool = True,
     should_stop: Callable[[], bool] = lambda: False,
+    headers: bool | None = None,
 ) -> tuple[int, int]:
     """Write the JSON values of ``topic`` to ``out``, one compact object per line.
 
     Stops after ``count`` messages, ``idle`` seconds without one, ``timeout`` seconds,
     or when ``should_stop()``. Values that are not JSON objects are skipped. Returns
     ``(written, skipped)``. Offsets are not committed: recording never moves a group.
+
+    A message with its headers is written as ``{"headers": {name: value}, "value": V}``,
+    where ``V`` is the value's JSON, or its text when it is not JSON (``null`` when
+    empty): always when ``headers`` is true, never when false, and by default
+    (``None``) for dead letters only (messages with a ``streamal.reason`` header), whose
+    reason, error and origin are in their headers and whose value is often not JSON.
     """
     source.subscribe([topic], FromStart(source, from_beginning))
     written = skipped = 0
@@ -183,13 +190,29 @@ def record(
                 value = json.loads(env.value or b"")
             except ValueError:
                 value = None
-            if not isinstance(value, dict):
+            wrap = headers if headers is not None else env.header("streamal.reason") is not None
+            if wrap:
+                value = _with_headers(env, value)
+            elif not isinstance(value, dict):
                 skipped += 1
                 continue
             out.write(json.dumps(value, separators=(",", ":"), ensure_ascii=False) + "\n")
             written += 1
     out.flush()
     return written, skipped
+
+
+def _with_headers(env: Envelope, parsed: Any) -> dict[str, Any]:
+    """A recorded message with its headers (see :func:`record`)."""
+    raw = env.value
+    if raw is None or not raw:
+        value: Any = None
+    elif parsed is not None or raw.strip() == b"null":
+        value = parsed
+    else:
+        value = raw.decode("utf-8", errors="replace")
+    names = {name: data.decode("utf-8", errors="replace") for name, data in env.headers}
+    return {"headers": names, "value": value}
 
 
 class Answerer(Protocol):

@@ -21,7 +21,7 @@ import io
 import pickle
 from typing import Any
 
-__all__ = ["MOVED", "loads"]
+__all__ = ["MOVED", "MovedUnpickler", "loads"]
 
 #: Module path before the layout of ``streamal/core`` -> module path now.
 MOVED: dict[str, str] = {
@@ -43,7 +43,7 @@ MOVED: dict[str, str] = {
 }
 
 
-class _Unpickler(pickle.Unpickler):
+class MovedUnpickler(pickle.Unpickler):
     """An unpickler that reads classes from their new modules (see :data:`MOVED`)."""
 
     def find_class(self, module: str, name: str) -> Any:
@@ -52,4 +52,4 @@ class _Unpickler(pickle.Unpickler):
 
 def loads(data: bytes) -> Any:
     """:func:`pickle.loads`, with the old module paths of :data:`MOVED` followed."""
-    return _Unpickler(io.BytesIO(data)).load()
+    return MovedUnpickler(io.BytesIO(data)).load()

@@ -36,6 +36,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import struct
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streamal.core._moved import loads
+from streamal.core._moved import MovedUnpickler
 from streamal.exceptions import CheckpointError
 
 if TYPE_CHECKING:
@@ -207,8 +208,14 @@ class Checkpointer:
             ) from None
 
     @staticmethod
-    def read(path: str | os.PathLike[str]) -> Snapshot:
-        """Read and verify one snapshot file."""
+    def read(
+        path: str | os.PathLike[str], unpickler: type[pickle.Unpickler] = MovedUnpickler
+    ) -> Snapshot:
+        """Read and verify one snapshot file.
+
+        ``unpickler`` restores the payload (a subclass may map classes to inert stand-ins,
+        as ``streamal export-model`` does for the SQLite pending store).
+        """
         path = Path(path)
         try:
             data = path.read_bytes()
@@ -232,7 +239,7 @@ class Checkpointer:
         if hashlib.sha256(payload).digest() != digest:
             raise CheckpointError(f"snapshot {path} is corrupt: checksum mismatch")
         try:
-            snapshot = loads(payload)  # old module paths followed (core/_moved.py)
+            snapshot = unpickler(io.BytesIO(payload)).load()  # old paths followed (_moved.py)
         except Exception as err:  # unpickling runs arbitrary class code
             raise CheckpointError(
                 f"snapshot {path} cannot be restored by this release ({type(err).__name__}: "

@@ -15,6 +15,7 @@ from streamal.budgets.base import BudgetManager
 from streamal.core.evaluation import LabelEvaluation
 from streamal.core.pending import MemoryPendingStore, PendingEntry, PendingStore
 from streamal.core.protocol import Queried
+from streamal.core.registry import strategy_name
 from streamal.messages import Label, Purpose, Query, Sample, query_bytes
 from streamal.strategies.base import Strategy
 
@@ -531,7 +532,7 @@ class ActiveLearner:
             proba={str(k): float(v) for k, v in decision.proba.items()},
             prediction=decision.prediction,
             score=decision.score,
-            strategy=type(self.strategy).__name__,
+            strategy=strategy_name(self.strategy),
             model_version=decision.model_version,
             ts=sample.ts,
             expires_at=decision.expires_at,
@@ -550,7 +551,7 @@ class ActiveLearner:
             decision.proba,
             decision.prediction,
             decision.score,
-            type(self.strategy).__name__,
+            strategy_name(self.strategy),
             decision.model_version,
             decision.expires_at,
             decision.purpose,

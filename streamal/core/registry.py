@@ -50,6 +50,7 @@ __all__ = [
     "register_budget",
     "register_selector",
     "register_strategy",
+    "strategy_name",
 ]
 
 
@@ -79,6 +80,30 @@ SELECTORS: dict[str, Entry] = {}
 def register_strategy(name: str, factory: Callable[..., Strategy], summary: str) -> None:
     """Make a strategy reachable by ``name``."""
     STRATEGIES[name] = Entry(name, factory, summary)
+    _STRATEGY_NAMES.clear()
+
+
+#: Strategy classes already named by :func:`strategy_name`.
+_STRATEGY_NAMES: dict[type, str] = {}
+
+
+def strategy_name(strategy: Any) -> str:
+    """The name settings and the CLI give ``strategy``'s class; its class name if none.
+
+    Queries and metrics name strategies this way, so that one spelling is used
+    everywhere.
+
+    Examples
+    --------
+    >>> strategy_name(strategies.Entropy()), strategy_name(make_strategy("kl_consensus"))
+    ('entropy', 'kl_consensus')
+    """
+    cls = type(strategy)
+    name = _STRATEGY_NAMES.get(cls)
+    if name is None:
+        found = [entry.name for entry in STRATEGIES.values() if entry.factory is cls]
+        name = _STRATEGY_NAMES[cls] = found[0] if found else cls.__name__
+    return name
 
 
 def register_budget(name: str, factory: Callable[..., BudgetManager], summary: str) -> None:

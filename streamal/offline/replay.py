@@ -3,7 +3,10 @@
 Every sample is first predicted (test), then offered to the learner, which may query
 it; a :class:`~streamal.offline.oracle.SimulatedOracle` answers queries with the recorded label
 after a delay, and the learner learns when the label arrives (train). Accuracy counts
-every sample, queried or not.
+every predicted sample, queried or not. Arrivals the model could not predict yet (an
+empty posterior: before its first label, for most river models) are counted apart, as
+``unpredicted``, and left out of the accuracy, as :func:`river.evaluate.progressive_val_score`
+leaves them out.
 
 :func:`iter_replay` is the generator (progress every ``step`` samples); :func:`replay`
 wraps it; :func:`run` and :func:`compare` build everything from specs, as the CLI does.
@@ -60,18 +63,21 @@ class Progress:
     samples: int = 0
     labels_used: int = 0
     correct: int = 0
+    #: Arrivals without a prediction (an empty posterior), left out of the accuracy.
+    unpredicted: int = 0
     window_correct: int = 0
     window_size: int = 0
     seconds: float = 0.0
 
     @property
     def accuracy(self) -> float:
-        """Prequential accuracy over every sample so far."""
-        return self.correct / self.samples if self.samples else 0.0
+        """Prequential accuracy over every predicted sample so far."""
+        predicted = self.samples - self.unpredicted
+        return self.correct / predicted if predicted > 0 else 0.0
 
     @property
     def window_accuracy(self) -> float:
-        """Prequential accuracy over the last :data:`ACCURACY_WINDOW` samples."""
+        """Prequential accuracy over the last :data:`ACCURACY_WINDOW` predicted samples."""
         return self.window_correct / self.window_size if self.window_size else 0.0
 
 
@@ -109,12 +115,16 @@ def iter_replay(
                 learner.learn(label)
         decision = learner.process(sample)
         y = sample.y
-        hit = decision.prediction == y and decision.prediction is not None
-        progress.correct += hit
-        progress.window_correct += hit
-        recent.append(hit)
-        if len(recent) > ACCURACY_WINDOW:
-            progress.window_correct -= recent.popleft()
+        prediction = decision.prediction
+        if prediction is None:
+            progress.unpredicted += 1
+        else:
+            hit = prediction == y
+            progress.correct += hit
+            progress.window_correct += hit
+            recent.append(hit)
+            if len(recent) > ACCURACY_WINDOW:
+                progress.window_correct -= recent.popleft()
         if decision.queried:
             progress.labels_used += 1
             oracle.ask(sample.id, y, index, ts)
@@ -165,6 +175,19 @@ class ReplayResult:
     #: since the start): what an operator sees live, to compare with ``accuracy``.
     estimates: dict[str, float | int | None] = field(default_factory=dict)
     audit: float = 0.0
+    #: Arrivals without a prediction (before the first label, for most models): not
+    #: counted in ``accuracy``, as river's progressive validation skips them.
+    unpredicted: int = 0
+    #: Window mode: the selector spec and the window length (``None`` otherwise).
+    selector: str | None = None
+    window: int | None = None
+
+    @property
+    def components(self) -> str:
+        """What decided the queries: ``strategy / budget``, or the selector in window mode."""
+        if self.selector is not None:
+            return f"{self.strategy} / {self.selector} (window {self.window})"
+        return f"{self.strategy} / {self.budget}"
 
     def summary(self) -> dict[str, Any]:
         """The result as a JSON-ready dict, without the curve."""
@@ -244,7 +267,8 @@ class ReplayConfig:
     limit: int | None = None
     step: int = 500
     window: int | None = None
-    selector: str = "topk"
+    #: Window-mode selector (``None``: ``topk``); an error without ``window``.
+    selector: str | None = None
     audit: float = 0.0
 
     def learner_spec(self, run: RunSpec | None = None) -> LearnerSpec:
@@ -255,7 +279,11 @@ class ReplayConfig:
         """
         run = run or RunSpec("main", self.strategy, self.budget, self.rate)
         full = run.budget == "full"
-        window = None if self.window is None or full else WindowSpec(self.selector, self.window)
+        window = (
+            None
+            if self.window is None or full
+            else WindowSpec(self.selector or "topk", self.window)
+        )
         return LearnerSpec(
             model=self.model,
             strategy=run.strategy,
@@ -299,9 +327,12 @@ def run(
 ) -> ReplayResult:
     """Replay ``config.source`` with the run ``spec`` (default: the config's own components)."""
     spec = spec or RunSpec("main", config.strategy, config.budget, config.rate)
+    if config.selector is not None and config.window is None:
+        raise ConfigError("--selector chooses in window mode only; give --window N as well")
     source = open_source(config.source, target=config.target, time=config.time, seed=config.seed)
     learner_spec = config.learner_spec(spec)
     learner = build_from_spec(learner_spec)
+    selector = learner_spec.window.selector if learner_spec.window is not None else None
     oracle = SimulatedOracle(config.delay, noise=config.noise, seed=config.seed)
     final, curve = replay(_limited(source, config.limit), learner, oracle, config.step,
                           on_progress)
@@ -318,6 +349,9 @@ def run(
         curve=curve,
         estimates=learner.evaluation.summary(),
         audit=learner_spec.audit,
+        unpredicted=final.unpredicted,
+        selector=selector,
+        window=config.window if selector is not None else None,
     )
 
 

@@ -41,7 +41,7 @@ def _plot(results: Sequence[ReplayResult], path: Path) -> None:
     for r in results:
         xs = [p.labels_used for p in r.curve]
         ys = [p.accuracy for p in r.curve]
-        label = f"{r.name} ({r.strategy}/{r.budget})" if r.name == "main" else r.name
+        label = f"{r.name} ({r.components})" if r.name == "main" else r.name
         ax.plot(xs, ys, label=f"{label}: {r.accuracy:.3f}", linewidth=1.5)
     ax.set_xlabel("labels used")
     ax.set_ylabel("prequential accuracy")

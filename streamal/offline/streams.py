@@ -3,13 +3,21 @@
 A source spec is one of:
 
 * ``path/to/file.jsonl`` — one JSON :class:`~streamal.messages.Sample` per line, each
-  with its true label ``y``;
+  with its true label ``y`` (also ``.jsonl.gz``);
 * ``path/to/file.csv`` — a header row, then one sample per row; the target column is
-  the last one unless ``target`` names another; an optional ``time`` column gives ``ts``;
+  the last one unless ``target`` names another; an optional ``time`` column gives ``ts``
+  (also ``.csv.gz``, and tab-separated ``.tsv`` and ``.tsv.gz``);
+* ``path/to/file.parquet`` — one sample per row, columns as for CSV (needs the
+  ``parquet`` extra, ``pip install 'streamal[parquet]'``, for pyarrow);
 * ``river:NAME`` — a dataset bundled with river (``Phishing``, ``Bananas``,
   ``ImageSegments``); datasets river would download are refused (no network);
 * ``synth:NAME[:k=v,...]`` — a synthetic, drifting stream built in (see
   :data:`SYNTHETIC`), e.g. ``synth:Agrawal:n=50000,drift_at=25000``.
+
+Missing values follow river's convention: a missing feature is an absent key. An empty
+CSV cell, a JSON ``null`` and a Parquet null (or NaN) leave the feature out of ``x``; the
+target and the time column may not be missing. Booleans are numbers: JSON and Parquet
+``true``/``false``, and CSV cells ``true``/``false`` (any case), read as 1.0/0.0.
 
 Bad input raises :class:`~streamal.exceptions.DecodeError` (or its subclass
 :class:`~streamal.exceptions.InputError`) naming the row — the line number in the file —
@@ -19,17 +27,27 @@ and the field.
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from streamal.core.registry import parse_spec
 from streamal.exceptions import DecodeError, InputError
 from streamal.messages import Sample, decode_sample
 
-__all__ = ["BUNDLED", "SYNTHETIC", "Source", "iter_csv", "iter_jsonl", "open_source"]
+__all__ = [
+    "BUNDLED",
+    "SYNTHETIC",
+    "Source",
+    "iter_csv",
+    "iter_jsonl",
+    "iter_parquet",
+    "open_source",
+]
 
 #: river datasets that ship inside the river wheel (no download).
 BUNDLED = ("Phishing", "Bananas", "ImageSegments")
@@ -52,11 +70,36 @@ def _sample(i: int, x: dict[str, Any], y: Any, ts: float | None = None) -> Sampl
     return Sample.model_construct(id=str(i), x=x, y=y, ts=ts, meta={}, schema_version=1)
 
 
+_BOOLEANS = {"true": 1.0, "false": 0.0}
+
+
 def _number_or_text(value: str) -> float | str:
     try:
         return float(value)
     except ValueError:
-        return value
+        boolean = _BOOLEANS.get(value.lower())
+        return value if boolean is None else boolean
+
+
+def _kind(path: Path) -> str:
+    """The format of a file from its name: ``csv``, ``tsv``, ``jsonl``, ``parquet`` or ``""``."""
+    name = path.name.lower().removesuffix(".gz")
+    for kind, suffixes in (
+        ("csv", (".csv",)),
+        ("tsv", (".tsv", ".tab")),
+        ("jsonl", (".jsonl", ".json", ".ndjson")),
+        ("parquet", (".parquet", ".pq")),
+    ):
+        if name.endswith(suffixes):
+            return kind
+    return ""
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    """``path`` opened for reading bytes, decompressed when its name ends in ``.gz``."""
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
 
 
 def _parse_target(value: str) -> int | str:
@@ -66,10 +109,18 @@ def _parse_target(value: str) -> int | str:
         return value
 
 
-def iter_csv(path: Path, target: str | None = None, time: str | None = None) -> Iterator[Sample]:
-    """Read a CSV file with a header row into labelled samples (see module docstring)."""
-    with path.open(newline="") as fh:
-        reader = csv.reader(fh)
+def iter_csv(
+    path: Path, target: str | None = None, time: str | None = None, delimiter: str | None = None
+) -> Iterator[Sample]:
+    """Read a CSV file with a header row into labelled samples (see module docstring).
+
+    ``delimiter`` defaults to a tab for ``.tsv`` files and a comma otherwise; ``.gz``
+    files are decompressed as they are read.
+    """
+    if delimiter is None:
+        delimiter = "\t" if _kind(path) == "tsv" else ","
+    with io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
             raise InputError(f"{path} is empty; expected a header row and samples")
@@ -101,7 +152,9 @@ def iter_csv(path: Path, target: str | None = None, time: str | None = None) -> 
                         raise DecodeError("missing target value", field=name, row=line)
                     continue
                 if not cell:
-                    raise DecodeError("missing value", field=name, row=line)
+                    if j == ts_idx:
+                        raise DecodeError("missing time value", field=name, row=line)
+                    continue  # a missing feature: absent from x
                 value = _number_or_text(cell)
                 is_num = isinstance(value, float)
                 if isinstance(value, float) and not math.isfinite(value):
@@ -126,7 +179,7 @@ def iter_csv(path: Path, target: str | None = None, time: str | None = None) -> 
 def iter_jsonl(path: Path) -> Iterator[Sample]:
     """Read one JSON sample per line; every sample must carry its label ``y``."""
     rows = 0
-    with path.open("rb") as fh:
+    with _open_binary(path) as fh:
         for line, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
@@ -141,6 +194,70 @@ def iter_jsonl(path: Path) -> Iterator[Sample]:
             yield sample
     if rows == 0:
         raise InputError(f"{path} is empty; expected one JSON sample per line")
+
+
+def iter_parquet(
+    path: Path, target: str | None = None, time: str | None = None
+) -> Iterator[Sample]:
+    """Read a Parquet file into labelled samples, as a CSV file (see module docstring).
+
+    Numbers, strings and booleans (read as 1.0/0.0) are features; nulls and NaN are
+    missing (absent from ``x``). Rows are read in batches, so the file need not fit in
+    memory. Needs pyarrow (``pip install 'streamal[parquet]'``).
+    """
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(
+            f"reading {path} needs pyarrow: pip install 'streamal[parquet]'"
+        ) from None
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as err:  # pyarrow raises its own ArrowInvalid for a bad file
+        raise InputError(f"{path} is not a readable Parquet file: {err}") from None
+    header = list(parquet.schema_arrow.names)
+    tcol = header[-1] if target is None else target
+    for wanted, what in ((tcol, "target"), (time, "time")):
+        if wanted is not None and wanted not in header:
+            raise InputError(
+                f"unknown {what} column {wanted!r}; the columns are: {', '.join(header)}"
+            )
+    rows = 0
+    for batch in parquet.iter_batches(batch_size=4096):
+        for record in batch.to_pylist():
+            rows += 1
+            x: dict[str, Any] = {}
+            ts: float | None = None
+            for name, value in record.items():
+                if name == tcol:
+                    if value is None:
+                        raise DecodeError("missing target value", field=name, row=rows)
+                    continue
+                if isinstance(value, bool):
+                    value = float(value)
+                elif isinstance(value, float) and math.isnan(value):
+                    value = None
+                if value is None:
+                    if name == time:
+                        raise DecodeError("missing time value", field=name, row=rows)
+                    continue
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise DecodeError(f"{value!r} is not a finite number", field=name, row=rows)
+                if not isinstance(value, int | float | str):
+                    raise DecodeError(
+                        f"a {type(value).__name__} is not a number or a string",
+                        field=name,
+                        row=rows,
+                    )
+                if name == time:
+                    if isinstance(value, str):
+                        raise DecodeError("time must be a number of seconds", field=name, row=rows)
+                    ts = float(value)
+                else:
+                    x[name] = value
+            yield _sample(rows - 1, x, record[tcol], ts)
+    if rows == 0:
+        raise InputError(f"{path} has no rows")
 
 
 def _bundled(name: str) -> Source:
@@ -238,7 +355,7 @@ def _synthetic(spec: str, seed: int) -> Source:
 
 
 def _count_lines(path: Path) -> int:
-    with path.open("rb") as fh:
+    with _open_binary(path) as fh:
         return sum(1 for line in fh if line.strip())
 
 
@@ -265,13 +382,22 @@ def open_source(
     path = Path(spec)
     if not path.is_file():
         raise InputError(f"no such file {spec!r} (and not a river:NAME or synth:NAME stream)")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
+    kind = _kind(path)
+    if kind in {"csv", "tsv"}:
         next(iter_csv(path, target, time), None)  # fail now on a bad header or first row
         n = max(0, _count_lines(path) - 1)
         return Source(str(path), n, lambda: iter_csv(path, target, time))
-    if suffix in {".jsonl", ".json", ".ndjson"}:
+    if kind == "parquet":
+        next(iter_parquet(path, target, time), None)
+        import pyarrow.parquet as pq
+
+        n = pq.ParquetFile(path).metadata.num_rows
+        return Source(str(path), n, lambda: iter_parquet(path, target, time))
+    if kind == "jsonl":
         if target is not None:
             raise InputError("--target applies to CSV files; JSONL samples carry their y")
         return Source(str(path), _count_lines(path), lambda: iter_jsonl(path))
-    raise InputError(f"cannot tell the format of {spec!r}; use a .csv or .jsonl file")
+    raise InputError(
+        f"cannot tell the format of {spec!r}; use a .csv, .tsv, .jsonl (each maybe .gz) "
+        "or .parquet file"
+    )

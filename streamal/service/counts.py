@@ -48,9 +48,9 @@ class MessageCounts(Collector):  # type: ignore[misc]
     1.0
     >>> registry.get_sample_value("streamal_messages_consumed_total", {"kind": "label"})
     1.0
-    >>> counts.query("Entropy", "learn")
+    >>> counts.query("entropy", "learn")
     >>> registry.get_sample_value(
-    ...     "streamal_queries_total", {"strategy": "Entropy", "purpose": "learn"}
+    ...     "streamal_queries_total", {"strategy": "entropy", "purpose": "learn"}
     ... )
     1.0
     """

@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry
 
 from streamal.core.learner import Decision, LabelOutcome
 from streamal.core.protocol import Learner
+from streamal.core.registry import strategy_name
 from streamal.exceptions import DecodeError
 from streamal.messages import Sample, decode_label, decode_sample
 from streamal.service.metrics import Metrics
@@ -122,7 +123,7 @@ class MessageHandler:
         learner = self.learner
         value = learner.query_json(sample, decision)
         self.outbox.append((self.topics.queries, sample.id.encode(), value))
-        self.metrics.query(type(learner.strategy).__name__, decision.purpose, sample.id)
+        self.metrics.query(strategy_name(learner.strategy), decision.purpose, sample.id)
 
     def _on_label(self, env: Envelope) -> None:
         try:
