@@ -171,3 +171,16 @@ def test_the_same_samples_through_the_service_are_decided(tmp_path: Path) -> Non
     assert queries and all(isinstance(q["x"].get("flag"), float) for q in queries)
     assert all(None not in q["x"].values() for q in queries)
     service.close()
+
+
+def test_produce_reads_unlabelled_gzipped_jsonl_with_nulls(tmp_path: Path) -> None:
+    from streamal.cli.companions_cmd import open_samples
+
+    path = tmp_path / "live.jsonl.gz"
+    lines = [
+        json.dumps({"id": str(i), "x": {"a": None if i % 2 else 1.0, "b": True}}) for i in range(4)
+    ]
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    samples = list(open_samples(str(path)))
+    assert [s.x for s in samples] == [{"a": 1.0, "b": 1.0}, {"b": 1.0}] * 2
+    assert all(s.y is None for s in samples)

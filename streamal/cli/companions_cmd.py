@@ -39,8 +39,8 @@ __all__ = [
 SourceArg = Annotated[
     str,
     typer.Argument(
-        help="A .jsonl file of samples, a .csv file, river:NAME or synth:NAME[:k=v,...] "
-        "(see `streamal datasets`)."
+        help="A .jsonl file of samples, a .csv/.tsv file (maybe .gz), a .parquet file, "
+        "river:NAME or synth:NAME[:k=v,...] (see `streamal datasets`)."
     ),
 ]
 TargetOpt = Annotated[str | None, typer.Option(help="CSV target column (default: last).")]
@@ -56,7 +56,10 @@ IdleOpt = Annotated[
 
 
 def _unlabelled_jsonl(path: Path) -> Iterator[Sample]:
-    with path.open("rb") as fh:
+    import gzip
+
+    opened = gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+    with opened as fh:
         for line, raw in enumerate(fh, start=1):
             if raw.strip():
                 try:
@@ -78,7 +81,7 @@ def open_samples(
     '0'
     """
     path = Path(spec)
-    if path.suffix.lower() in {".jsonl", ".ndjson"} and path.is_file():
+    if path.name.lower().removesuffix(".gz").endswith((".jsonl", ".ndjson")) and path.is_file():
         return _unlabelled_jsonl(path)
     from streamal.offline.streams import open_source
 

@@ -30,9 +30,11 @@ __all__ = ["register"]
 
 HELP = """Replay SOURCE prequentially (test, then train) with active learning.
 
-SOURCE is a .jsonl file of samples with their y, a .csv file (target column: --target,
-default the last), river:NAME (Phishing, Bananas, ImageSegments) or synth:NAME[:k=v,...]
-(Agrawal, SEA, Hyperplane, RandomRBFDrift). See `streamal datasets`.
+SOURCE is a .jsonl file of samples with their y, a .csv or .tsv file (target column:
+--target, default the last), any of these gzipped (.gz), a .parquet file (the parquet
+extra), river:NAME (Phishing, Bananas, ImageSegments) or synth:NAME[:k=v,...] (Agrawal,
+SEA, Hyperplane, RandomRBFDrift). See `streamal datasets`. Empty cells and JSON nulls
+are missing features (left out of x); true/false are 1.0/0.0.
 
 Accuracy counts the predicted arrivals; those before the model's first prediction are
 reported apart (unpredicted), as river's progressive validation skips them.
