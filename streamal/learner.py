@@ -6,7 +6,7 @@ import enum
 import math
 import random
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -14,6 +14,7 @@ from pydantic_core import to_json
 
 from streamal.budgets.base import BudgetManager
 from streamal.evaluation import LabelEvaluation
+from streamal.exceptions import MessageRejected
 from streamal.messages import SCHEMA_VERSION, Label, Query, Sample
 from streamal.pending import MemoryPendingStore, PendingEntry, PendingStore
 from streamal.strategies.base import Strategy
@@ -176,6 +177,12 @@ class ActiveLearner:
         default) draws nothing and changes no decision.
     seed
         Seed of the audit draws.
+    classes
+        The labels the stream may carry, if known. A label outside them is refused
+        (:class:`~streamal.exceptions.MessageRejected`, a dead letter in the service)
+        before anything changes. Without it, the first label fixes the label *type*
+        (``bool``, ``int`` or ``str``): a label of another type is refused, and so is
+        a new class that the model cannot take (a third class for ``logreg``).
 
     Examples
     --------
@@ -214,6 +221,7 @@ class ActiveLearner:
         remember: int = 100_000,
         audit: float = 0.0,
         seed: int | None = None,
+        classes: Sequence[Any] | None = None,
     ) -> None:
         if not 0.0 <= audit <= 1.0:
             from streamal.exceptions import ConfigError
@@ -227,6 +235,7 @@ class ActiveLearner:
         self.remember = remember
         self.audit = audit
         self.seed = seed
+        self.classes = None if classes is None else tuple(classes)
         self.model_version = 0
         self.stats = LearnerStats()
         self._closed = _RecentIds(remember)
@@ -237,6 +246,8 @@ class ActiveLearner:
         self._audit_rng = random.Random(seed)
         self._audit_owed = 0
         self._evaluation = LabelEvaluation()
+        self._label_type: type | None = None
+        self._class_keys = None if classes is None else {(type(c), c) for c in classes}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Learners pickled before the audit slice existed have none.
@@ -247,6 +258,9 @@ class ActiveLearner:
         state.setdefault("_audit_owed", 0)
         state.setdefault("_evaluation", state.pop("evaluation", None) or LabelEvaluation())
         state.setdefault("_applied", [])
+        state.setdefault("classes", None)
+        state.setdefault("_label_type", None)
+        state.setdefault("_class_keys", None)
         self.__dict__.update(state)
         if not hasattr(self.stats, "expired_queries"):
             self.stats.expired_queries = 0
@@ -257,16 +271,28 @@ class ActiveLearner:
         self._fold_applied()
         return self._evaluation
 
+    @property
+    def now(self) -> float:
+        """The stream clock: the last arrival's ``ts``, or the number of arrivals."""
+        return self._now
+
     # -- arrivals ------------------------------------------------------------------
     def process(self, sample: Sample) -> Decision:
-        """Predict, score and decide for one arrival; keep it pending if queried."""
-        stats = self.stats
-        seen = stats.seen = stats.seen + 1
-        ts = sample.ts
-        now = self._now = float(seen if ts is None else ts)
-        deadline = self._next_deadline
-        if deadline is not None and now >= deadline:
-            self.expire(now)
+        """Predict, score and decide for one arrival; keep it pending if queried.
+
+        Raises
+        ------
+        MessageRejected
+            If a sample with the same id is still waiting for its label (it would be
+            paid for twice); nothing changes. An exception from the model's prediction
+            or the strategy's score also leaves everything as it was: both run before
+            any state is touched.
+        """
+        sample_id = sample.id
+        if sample_id in self.pending:
+            raise MessageRejected(
+                "sample_pending", f"sample {sample_id!r} is already waiting for its label"
+            )
         x = sample.x
         model = self.model
         proba = model.predict_proba_one(x)
@@ -284,6 +310,13 @@ class ActiveLearner:
                         prediction, best = label, p
         strategy = self.strategy
         score = strategy.score(x, proba, model)
+        stats = self.stats
+        seen = stats.seen = stats.seen + 1
+        ts = sample.ts
+        now = self._now = float(seen if ts is None else ts)
+        deadline = self._next_deadline
+        if deadline is not None and now >= deadline:
+            self.expire(now)
         budget = self.budget
         if self.audit:
             queried, purpose, propensity = self._decide_audited(score, now)
@@ -295,7 +328,6 @@ class ActiveLearner:
         ttl = self.ttl
         expires_at = None if ttl is None else now + ttl
         version = self.model_version
-        sample_id = sample.id
         if queried:
             stats.queried += 1
             self._put(
@@ -380,8 +412,18 @@ class ActiveLearner:
 
         A label for a query answered before is a duplicate and is ignored; a label for an
         expired query, or for an id never queried (or forgotten), changes nothing.
+
+        Raises
+        ------
+        MessageRejected
+            If the label is outside :attr:`classes`, of another type than the labels
+            before it, or a class the model cannot take (checked before anything
+            changes); or if the model raised while learning it (``model_error``: the
+            query stays pending, the model may hold part of the update).
         """
         sample_id = label.sample_id
+        y = label.y
+        self.check_label(y)
         entry = self.pending.pop(sample_id)
         if entry is None:
             return self._closed_outcome(sample_id)
@@ -390,8 +432,15 @@ class ActiveLearner:
             self.stats.expired += 1
             self.stats.expired_queries += 1
             return LabelOutcome.EXPIRED
-        y = label.y
-        self._update(entry.x, y)
+        try:
+            self._update(entry.x, y)
+        except Exception as err:
+            self.pending.put(entry)  # the query stays open: it was just taken out
+            raise MessageRejected(
+                "model_error",
+                f"the model could not learn label {y!r} of {sample_id!r}: "
+                f"{type(err).__name__}: {err}",
+            ) from err
         # Prequential outcome of a labelled arrival, for drift-aware budget managers.
         correct = entry.prediction == y
         self.budget.on_label(correct)
@@ -401,6 +450,44 @@ class ActiveLearner:
             self._fold_applied()
         self.stats.applied += 1
         return _APPLIED
+
+    def check_label(self, y: Any) -> None:
+        """Raise :class:`~streamal.exceptions.MessageRejected` if the model must not learn ``y``.
+
+        Examples
+        --------
+        >>> from streamal import ActiveLearner, budgets, models, strategies
+        >>> learner = ActiveLearner(
+        ...     models.build_model("logreg"), strategies.Entropy(), budgets.FullBudget(),
+        ...     classes=["spam", "ham"],
+        ... )
+        >>> learner.check_label("spam")
+        >>> learner.check_label("eggs")
+        Traceback (most recent call last):
+        ...
+        streamal.exceptions.MessageRejected: label 'eggs' is not among the classes ['spam', 'ham']
+        """
+        keys = self._class_keys
+        if keys is not None:
+            if (type(y), y) not in keys:
+                classes = list(self.classes or ())
+                raise MessageRejected(
+                    "label_class", f"label {y!r} is not among the classes {classes!r}"
+                )
+            return
+        known = self._label_type
+        if known is not None and type(y) is not known:
+            raise MessageRejected(
+                "label_class",
+                f"label {y!r} is a {type(y).__name__}, the labels so far are {known.__name__}s",
+            )
+        accepts = _label_guard(self.model)
+        if accepts is not None and not accepts(y):
+            raise MessageRejected(
+                "label_class",
+                f"label {y!r} is a new class and the model cannot take more classes "
+                "(set learner.classes, or use a multi-class model such as 'ovr')",
+            )
 
     def _fold_applied(self) -> None:
         """Bring the closed-id memory and the evaluation up to date with the applied log."""
@@ -445,14 +532,14 @@ class ActiveLearner:
 
     def _update(self, x: dict[str, Any], y: Any) -> None:
         self.model.learn_one(x, y)
+        if self._label_type is None:  # warm-start labels fix the label type too
+            self._label_type = type(y)
         if self.strategy.stateful:
             self.strategy.learn(x, y)
         self.model_version += 1
 
     # -- helpers -------------------------------------------------------------------
-    def query_for(
-        self, sample: Sample, decision: Decision, purpose: str | None = None
-    ) -> Query:
+    def query_for(self, sample: Sample, decision: Decision, purpose: str | None = None) -> Query:
         """The :class:`Query` message for a queried arrival (``purpose``: the decision's)."""
         return Query(
             sample_id=sample.id,
@@ -500,3 +587,13 @@ class ActiveLearner:
             f"ActiveLearner(strategy={self.strategy!r}, budget={self.budget!r}, "
             f"model_version={self.model_version}, pending={len(self.pending)})"
         )
+
+
+def _label_guard(model: Any) -> Any:
+    """The ``accepts_label`` method of ``model`` or of a pipeline's last step, if any."""
+    accepts = getattr(model, "accepts_label", None)
+    if accepts is None:
+        steps = getattr(model, "steps", None)
+        if isinstance(steps, dict) and steps:
+            accepts = getattr(list(steps.values())[-1], "accepts_label", None)
+    return accepts

@@ -117,6 +117,10 @@ class BinaryLabels(base.Wrapper, base.Classifier):  # type: ignore[misc]
     def _wrapped_model(self) -> base.Classifier:
         return self.classifier
 
+    def accepts_label(self, y: Any) -> bool:
+        """Whether :meth:`learn_one` takes ``y`` (a known label, or one of the first two)."""
+        return y in self._labels or len(self._labels) < 2
+
     def learn_one(self, x: dict[str, Any], y: Any) -> None:
         labels = self._labels
         if y not in labels:

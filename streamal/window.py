@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from streamal.exceptions import MessageRejected
 from streamal.learner import ActiveLearner, Decision, LabelOutcome
 from streamal.messages import Label, Sample
 from streamal.pending import PendingEntry
@@ -150,6 +151,14 @@ class WindowLearner:
     def process(self, sample: Sample) -> Decision:
         """Predict and score ``sample`` now; buffer it; close the window when it is full."""
         learner = self.learner
+        if sample.id in learner.pending:
+            raise MessageRejected(
+                "sample_pending", f"sample {sample.id!r} is already waiting for its label"
+            )
+        x, model, strategy = sample.x, learner.model, learner.strategy
+        # Prediction and score first: if the model raises, nothing has changed yet.
+        proba = model.predict_proba_one(x)
+        score = strategy.score(x, proba, model)
         learner.stats.seen += 1
         now = float(sample.ts) if sample.ts is not None else float(learner.stats.seen)
         # The learner compares label arrival with deadlines at its own clock.
@@ -162,10 +171,7 @@ class WindowLearner:
             and now - self._opened_at >= self.seconds
         ):
             self._close(now)
-        x, model, strategy = sample.x, learner.model, learner.strategy
-        proba = model.predict_proba_one(x)
         prediction = max(proba, key=proba.__getitem__) if proba else None
-        score = strategy.score(x, proba, model)
         if strategy.stateful:
             strategy.observe(x)
         members = member_probas(model, x) if self._selector.needs_members else []
