@@ -539,7 +539,9 @@ class ActiveLearner:
         self.model_version += 1
 
     # -- helpers -------------------------------------------------------------------
-    def query_for(self, sample: Sample, decision: Decision, purpose: str | None = None) -> Query:
+    def query_for(
+        self, sample: Sample, decision: Decision, purpose: str | None = None
+    ) -> Query:
         """The :class:`Query` message for a queried arrival (``purpose``: the decision's)."""
         return Query(
             sample_id=sample.id,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -262,6 +262,7 @@ def build_learner(
     seed: int,
     ttl: float | None = None,
     audit: float = 0.0,
+    classes: Sequence[Any] | None = None,
 ) -> ActiveLearner:
     """An :class:`ActiveLearner` from specs, every part seeded with ``seed``."""
     return ActiveLearner(
@@ -271,6 +272,7 @@ def build_learner(
         ttl=ttl,
         audit=audit,
         seed=seed,
+        classes=classes,
     )
 
 

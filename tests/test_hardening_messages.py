@@ -277,3 +277,29 @@ def test_learner_rejects_before_changing_anything() -> None:
         learner.apply(Label(sample_id="b", y="x"))
     assert err.value.code == "label_class"
     assert pickle.dumps(learner) == before
+
+
+def test_settings_set_classes_and_limits(tmp_path: Any) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from streamal.service.config import load_settings
+    from streamal.service.factory import build_service, config_hash
+    from streamal.transports import MemorySource
+
+    base = {"checkpoint": {"dir": str(tmp_path)}}
+    settings = load_settings(
+        overrides={
+            **base,
+            "learner": {"model": "ovr", "budget": "full", "classes": ["a", "b"]},
+            "limits": {"max_id_length": 8},
+        }
+    )
+    assert config_hash(settings) != config_hash(load_settings(overrides=base))
+    broker = MemoryBroker()
+    service = build_service(settings, CollectorRegistry(), MemorySource(broker), MemorySink(broker))
+    service.handler.handle(Envelope(SAMPLES, 0, 0, None, b'{"id": "s1", "x": {"f": 1}}'))
+    service.handler.handle(Envelope(SAMPLES, 0, 1, None, b'{"id": "s123456789", "x": {}}'))
+    service.handler.handle(Envelope(LABELS, 0, 0, None, b'{"sample_id": "s1", "y": "c"}'))
+    reasons = [env.header("streamal.reason") for env in broker.records(DEAD)]
+    assert reasons == [b"limit_exceeded", b"label_class"]
+    assert service.learner.classes == ("a", "b")

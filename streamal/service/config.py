@@ -26,7 +26,16 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -47,6 +56,7 @@ __all__ = [
     "CheckpointSettings",
     "KafkaSettings",
     "LearnerSettings",
+    "LimitSettings",
     "RuntimeSettings",
     "Settings",
     "TopicSettings",
@@ -127,6 +137,23 @@ class LearnerSettings(_Section):
     audit: float = Field(
         default=0.0, ge=0.0, le=1.0, description="share of the budget for the audit slice"
     )
+    classes: list[StrictBool | StrictInt | StrictStr] | None = Field(
+        default=None,
+        description="the labels the stream may carry; other labels become dead letters",
+    )
+
+
+class LimitSettings(_Section):
+    """Bounds on each message; one beyond them is a dead letter (see docs/security.md)."""
+
+    max_id_length: int = Field(default=512, ge=1, description="characters in an id")
+    max_features: int = Field(default=10_000, ge=1, description="features in one sample")
+    max_abs_feature: float = Field(
+        default=1e100, gt=0, description="largest magnitude of a numeric feature"
+    )
+    max_meta_bytes: int = Field(default=65_536, ge=2, description="size of meta as JSON")
+    max_depth: int = Field(default=32, ge=1, description="nesting of lists/objects in meta")
+    max_abs_ts: float = Field(default=1e13, gt=0, description="largest magnitude of a ts")
 
 
 class CheckpointSettings(_Section):
@@ -172,6 +199,7 @@ class Settings(BaseSettings):
     learner: LearnerSettings = LearnerSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
     service: RuntimeSettings = RuntimeSettings()
+    limits: LimitSettings = LimitSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -195,12 +223,12 @@ class Settings(BaseSettings):
 
     def learner_identity(self) -> dict[str, Any]:
         """What a snapshot depends on: the learner settings and the input topics."""
+        # audit=0 and classes=None are left out so that older snapshots keep their hash.
+        unset = {"audit"} if not self.learner.audit else set()
+        if self.learner.classes is None:
+            unset.add("classes")
         return {
-            # audit=0 is left out so that older snapshots keep their hash.
-            "learner": self.learner.model_dump(
-                mode="json",
-                exclude={"max_pending"} | ({"audit"} if not self.learner.audit else set()),
-            ),
+            "learner": self.learner.model_dump(mode="json", exclude={"max_pending"} | unset),
             "topics": {"samples": self.topics.samples, "labels": self.topics.labels},
         }
 

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from streamal import __version__
 from streamal.checkpoint import Checkpointer
 from streamal.exceptions import ConfigError
+from streamal.messages import Limits
 from streamal.pending import SQLitePendingStore
 from streamal.replay import build_learner as build_replay_learner
 from streamal.service.config import KafkaSettings, Settings
@@ -37,6 +38,7 @@ __all__ = [
     "build_transports",
     "config_hash",
     "kafka_client_options",
+    "limits",
     "loop_policy",
     "topics",
 ]
@@ -56,7 +58,14 @@ def build_learner(settings: Settings) -> Any:
     """
     spec = settings.learner
     learner = build_replay_learner(
-        spec.model, spec.strategy, spec.budget, spec.rate, spec.seed, spec.ttl, spec.audit
+        spec.model,
+        spec.strategy,
+        spec.budget,
+        spec.rate,
+        spec.seed,
+        spec.ttl,
+        spec.audit,
+        spec.classes,
     )
     if spec.pending == "sqlite":
         path = settings.checkpoint.dir / "pending.sqlite"
@@ -150,6 +159,11 @@ def loop_policy(settings: Settings) -> LoopPolicy:
     )
 
 
+def limits(settings: Settings) -> Limits:
+    """The message limits of the ``limits`` section."""
+    return Limits(**settings.limits.model_dump())
+
+
 def build_service(
     settings: Settings,
     registry: CollectorRegistry,
@@ -176,6 +190,7 @@ def build_service(
         loop_policy(settings),
         metrics,
         digest,
+        limits=limits(settings),
     )
     metrics.track_lag(source, lambda: service.offsets.positions)
     return service

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from streamal.checkpoint import Checkpointer, Snapshot
 from streamal.exceptions import CheckpointError, TransportError
+from streamal.messages import Limits
 from streamal.service.handlers import MessageHandler, Topics
 from streamal.service.health import BrokerWatch
 from streamal.service.metrics import Metrics
@@ -78,6 +79,8 @@ class Service:
         Hash of the learner settings; a snapshot with another hash is refused.
     clock
         Monotonic clock (seconds), injectable for tests.
+    limits
+        Bounds on each message (:class:`~streamal.messages.Limits`; defaults if omitted).
 
     Examples
     --------
@@ -108,6 +111,7 @@ class Service:
         metrics: Metrics | None = None,
         config_hash: str = "",
         clock: Callable[[], float] = time.monotonic,
+        limits: Limits | None = None,
     ) -> None:
         self.source = source
         self.sink = sink
@@ -119,7 +123,7 @@ class Service:
         self._topics, self._policy = topics, policy
         self.metrics = Metrics(CollectorRegistry()) if metrics is None else metrics
         self.handler = MessageHandler(
-            learner, sink, topics, self.metrics, policy.dead_letter_max_bytes
+            learner, sink, topics, self.metrics, policy.dead_letter_max_bytes, limits
         )
         self.config_hash = config_hash
         self.clock = clock
