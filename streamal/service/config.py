@@ -163,6 +163,10 @@ class CheckpointSettings(_Section):
     keep: int = 3
     every: int = Field(default=50_000, description="messages between checkpoints")
     interval: float = Field(default=1.0, description="seconds between checkpoints")
+    key: SecretStr | None = Field(
+        default=None,
+        description="sign snapshots with HMAC-SHA256 under this key and refuse unsigned ones",
+    )
 
 
 class RuntimeSettings(_Section):

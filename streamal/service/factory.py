@@ -69,7 +69,7 @@ def build_learner(settings: Settings) -> Any:
     )
     if spec.pending == "sqlite":
         path = settings.checkpoint.dir / "pending.sqlite"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         learner.pending = SQLitePendingStore(str(path), max_size=spec.max_pending)
     else:
         learner.pending.max_size = spec.max_pending
@@ -175,7 +175,12 @@ def build_service(
     The learner is built first, so that a bad setting fails before any connection.
     """
     learner = build_learner(settings)
-    checkpointer = Checkpointer(settings.checkpoint.dir, keep=settings.checkpoint.keep)
+    key = settings.checkpoint.key
+    checkpointer = Checkpointer(
+        settings.checkpoint.dir,
+        keep=settings.checkpoint.keep,
+        key=None if key is None else key.get_secret_value().encode(),
+    )
     if source is None or sink is None:
         source, sink = build_transports(settings)
     metrics = Metrics(registry)
