@@ -162,7 +162,13 @@ def serve_command(
     runtime = settings.service
     if runtime.http_port is not None:
         http = HttpServer(
-            registry, service.health, service.readiness, runtime.http_host, runtime.http_port
+            registry,
+            service.health,
+            service.readiness,
+            runtime.http_host,
+            runtime.http_port,
+            runtime.http_timeout,
+            runtime.http_max_connections,
         )
         http.start()
         log.info("serving /metrics, /healthz, /readyz on http://%s:%d", http.host, http.port)

@@ -174,6 +174,12 @@ class RuntimeSettings(_Section):
 
     http_host: str = "0.0.0.0"
     http_port: int | None = 9108
+    http_timeout: float = Field(
+        default=5.0, gt=0, description="seconds a silent HTTP connection is kept"
+    )
+    http_max_connections: int = Field(
+        default=16, ge=1, description="HTTP connections served at once; more are closed"
+    )
     max_batch: int = 500
     poll_timeout: float = 0.5
     broker_timeout: float = 60.0
