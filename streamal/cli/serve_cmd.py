@@ -18,6 +18,7 @@ import typer
 
 from streamal.cli.errors import friendly_errors
 from streamal.exceptions import TransportError
+from streamal.redact import redact
 
 __all__ = ["register", "to_toml"]
 
@@ -156,7 +157,7 @@ def serve_command(
     try:
         service = build_service(settings, registry)
     except TransportError as err:
-        typer.echo(f"error: {err}", err=True)
+        typer.echo(f"error: {redact(str(err))}", err=True)
         raise typer.Exit(3) from None
     http = None
     runtime = settings.service
@@ -188,7 +189,7 @@ def serve_command(
         processed = service.run()
         log.info("stopped gracefully after %d messages", processed)
     except TransportError as err:
-        typer.echo(f"error: {err}", err=True)
+        typer.echo(f"error: {redact(str(err))}", err=True)
         raise typer.Exit(3) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

@@ -35,6 +35,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -51,6 +52,7 @@ from streamal.defaults import (
     DEFAULT_STRATEGY,
 )
 from streamal.exceptions import ConfigError
+from streamal.redact import redact, redact_options
 
 __all__ = [
     "CheckpointSettings",
@@ -68,6 +70,36 @@ _TOML_FILE: ContextVar[Path | None] = ContextVar("streamal_toml_file", default=N
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+#: kafka-python arguments that typed settings (or the service itself) already set.
+_TYPED_KAFKA_KEYS = {
+    **{
+        name: f"kafka.{name}"
+        for name in (
+            "bootstrap_servers",
+            "group_id",
+            "client_id",
+            "security_protocol",
+            "sasl_mechanism",
+            "ssl_cafile",
+            "ssl_certfile",
+            "ssl_keyfile",
+            "ssl_password",
+            "ssl_check_hostname",
+            "session_timeout_ms",
+            "heartbeat_interval_ms",
+            "max_poll_interval_ms",
+            "request_timeout_ms",
+            "max_block_ms",
+            "fetch_max_wait_ms",
+        )
+    },
+    "sasl_plain_username": "kafka.sasl_username",
+    "sasl_plain_password": "kafka.sasl_password",
+    "bootstrap_timeout_ms": "service.broker_timeout",
+    "enable_auto_commit": "(none: the service commits offsets after each checkpoint)",
+}
 
 
 class KafkaSettings(_Section):
@@ -104,6 +136,17 @@ class KafkaSettings(_Section):
     fetch_max_wait_ms: int = 25
     consumer: dict[str, Any] = Field(default_factory=dict, description="extra KafkaConsumer args")
     producer: dict[str, Any] = Field(default_factory=dict, description="extra KafkaProducer args")
+
+    @model_validator(mode="after")
+    def _no_shadowed_settings(self) -> KafkaSettings:
+        for section in ("consumer", "producer"):
+            for key in getattr(self, section):
+                typed = _TYPED_KAFKA_KEYS.get(key)
+                if typed is not None:
+                    raise ValueError(
+                        f"kafka.{section}.{key} duplicates the setting {typed}; set that instead"
+                    )
+        return self
 
 
 class TopicSettings(_Section):
@@ -227,8 +270,17 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     def masked(self) -> dict[str, Any]:
-        """The settings as plain data, secrets replaced by ``**********``."""
+        """The settings as plain data, secrets replaced by ``**********``.
+
+        Besides the typed secrets, secret-looking keys of ``kafka.consumer`` and
+        ``kafka.producer`` and the password of a ``user:password@`` bootstrap address
+        are masked.
+        """
         data: dict[str, Any] = json.loads(self.model_dump_json())
+        kafka = data["kafka"]
+        kafka["bootstrap_servers"] = redact(kafka["bootstrap_servers"])
+        for name in ("consumer", "producer"):
+            kafka[name] = redact_options(kafka[name])
         return data
 
     def learner_identity(self) -> dict[str, Any]:
@@ -271,6 +323,7 @@ def load_settings(
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"bad setting {where!r}: {first['msg']}") from None
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"bad setting {where!r}: {msg}") from None
     except ValueError as err:  # e.g. a malformed TOML file or environment value
         raise ConfigError(f"cannot read the settings: {err}") from None
