@@ -44,6 +44,7 @@ Examples
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -151,10 +152,19 @@ class Checkpointer:
         Secret for HMAC-SHA256 signatures: snapshots are signed with it, and a file not
         signed with it is refused before it is unpickled. ``None`` writes an unkeyed
         SHA-256 (corruption is still caught; the allow-list still applies).
+    lock
+        Take an exclusive lock on ``directory/.lock`` (``flock``) for the life of this
+        process, so that a second service on the same directory is refused with a
+        :class:`~streamal.exceptions.CheckpointError` instead of writing the same
+        files. ``streamal serve`` always locks.
     """
 
     def __init__(
-        self, directory: str | os.PathLike[str], keep: int = 3, key: bytes | None = None
+        self,
+        directory: str | os.PathLike[str],
+        keep: int = 3,
+        key: bytes | None = None,
+        lock: bool = False,
     ) -> None:
         if keep < 1:
             raise ValueError(f"keep must be at least 1, got {keep}")
@@ -172,8 +182,35 @@ class Checkpointer:
                 "checkpoint.key",
                 self.directory,
             )
+        self._lock_fd: int | None = None
+        if lock:
+            self._lock()  # before the clean-up: another service's temp file is not stale
         for stale in self.directory.glob(f".{_PREFIX}*.tmp"):
             stale.unlink(missing_ok=True)  # left by a crash during a save
+
+    # -- the lock ------------------------------------------------------------------
+    def _lock(self) -> None:
+        path = self.directory / ".lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise CheckpointError(
+                f"checkpoint directory {self.directory} is in use by another streamal "
+                f"process (pid {holder}); stop it first, or give this instance its own "
+                "checkpoint directory (and its own kafka.group_id)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Release the directory's lock, if this checkpointer holds it."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock
 
     # -- listing -------------------------------------------------------------------
     def paths(self) -> list[Path]:

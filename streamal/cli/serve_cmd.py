@@ -155,7 +155,7 @@ def serve_command(
     _logging(settings.service.log_level, settings.service.log_format)
     registry = CollectorRegistry()
     try:
-        service = build_service(settings, registry)
+        service = build_service(settings, registry, lock=True)
     except TransportError as err:
         typer.echo(f"error: {redact(str(err))}", err=True)
         raise typer.Exit(3) from None

@@ -169,10 +169,13 @@ def build_service(
     registry: CollectorRegistry,
     source: Source | None = None,
     sink: Sink | None = None,
+    lock: bool = False,
 ) -> Service:
     """The whole service; Kafka transports unless ``source`` and ``sink`` are given.
 
     The learner is built first, so that a bad setting fails before any connection.
+    With ``lock``, the checkpoint directory is locked for this process first (a second
+    service on it is refused with a :class:`~streamal.exceptions.CheckpointError`).
     """
     learner = build_learner(settings)
     key = settings.checkpoint.key
@@ -180,9 +183,14 @@ def build_service(
         settings.checkpoint.dir,
         keep=settings.checkpoint.keep,
         key=None if key is None else key.get_secret_value().encode(),
+        lock=lock,
     )
     if source is None or sink is None:
-        source, sink = build_transports(settings)
+        try:
+            source, sink = build_transports(settings)
+        except BaseException:
+            checkpointer.close()
+            raise
     metrics = Metrics(registry)
     digest = config_hash(settings)
     metrics.build.info({"version": __version__, "config_hash": digest})

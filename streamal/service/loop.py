@@ -258,7 +258,12 @@ class Service:
         try:
             self.source.close()
         finally:
-            self.sink.close(self._policy.flush_timeout if self.watch.reachable else 0.0)
+            try:
+                self.sink.close(self._policy.flush_timeout if self.watch.reachable else 0.0)
+            finally:
+                release = getattr(self.checkpointer, "close", None)
+                if release is not None:  # the directory's lock
+                    release()
 
     def __enter__(self) -> Service:
         return self
