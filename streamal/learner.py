@@ -472,19 +472,19 @@ class ActiveLearner:
             if (type(y), y) not in keys:
                 classes = list(self.classes or ())
                 raise MessageRejected(
-                    "label_class", f"label {y!r} is not among the classes {classes!r}"
+                    "unknown_class", f"label {y!r} is not among the classes {classes!r}"
                 )
             return
         known = self._label_type
         if known is not None and type(y) is not known:
             raise MessageRejected(
-                "label_class",
+                "unknown_class",
                 f"label {y!r} is a {type(y).__name__}, the labels so far are {known.__name__}s",
             )
         accepts = _label_guard(self.model)
         if accepts is not None and not accepts(y):
             raise MessageRejected(
-                "label_class",
+                "unknown_class",
                 f"label {y!r} is a new class and the model cannot take more classes "
                 "(set learner.classes, or use a multi-class model such as 'ovr')",
             )

@@ -56,9 +56,13 @@ UNCHANGED_AFTER = set(REASONS) - {"label_unknown", "label_expired"}
 class Fuzzed:
     """The handler under test and the invariants it must keep."""
 
-    def __init__(self, model: str, tmp: Path, max_pending: int = 300) -> None:
+    def __init__(
+        self, model: str, tmp: Path, classes: tuple[Any, ...] | None = None, max_pending: int = 300
+    ) -> None:
         self.broker = MemoryBroker()
-        self.learner = build_learner(model, "entropy", DEFAULT_BUDGET, 0.2, seed=7, ttl=500.0)
+        self.learner = build_learner(
+            model, "entropy", DEFAULT_BUDGET, 0.2, seed=7, ttl=500.0, classes=classes
+        )
         self.learner.pending.max_size = max_pending
         self.handler = MessageHandler(self.learner, MemorySink(self.broker), TOPICS, limits=LIMITS)
         self.checkpointer = Checkpointer(tmp, keep=1, key=b"fuzz")
@@ -94,6 +98,8 @@ class Fuzzed:
             if check_state and reason in UNCHANGED_AFTER:
                 assert pickle.dumps(self.handler.learner) == state, reason
         self.outcomes[outcome] += 1
+        counts = self.handler.metrics.counts
+        assert counts.samples + sum(counts.messages.values()) == self.offset, "not counted"
         self.check_invariants()
         return outcome
 
@@ -117,9 +123,14 @@ class Fuzzed:
         self.handler.learner = restored.learner
 
 
-@pytest.mark.parametrize(("model", "count"), [("logreg", 12_000), ("arf", 2_000)])
-def test_hostile_stream_through_the_handler(model: str, count: int, tmp_path: Path) -> None:
-    fuzz = Fuzzed(model, tmp_path)
+@pytest.mark.parametrize(
+    ("model", "count", "classes"),
+    [("logreg", 12_000, None), ("arf", 2_000, (True, False))],
+)
+def test_hostile_stream_through_the_handler(
+    model: str, count: int, classes: tuple[Any, ...] | None, tmp_path: Path
+) -> None:
+    fuzz = Fuzzed(model, tmp_path, classes)
     kinds: Counter[str] = Counter()
     for i, (kind, topic, value) in enumerate(hostile.hostile_stream(count, seed=11)):
         kinds[kind] += 1
@@ -132,7 +143,7 @@ def test_hostile_stream_through_the_handler(model: str, count: int, tmp_path: Pa
     assert len(set(hostile.kind_names())) >= 20
     # The stream really exercised the learner and the rejections alike.
     assert fuzz.outcomes["decided"] > count // 5 and fuzz.outcomes["learned"] > count // 200
-    for reason in ("too_deep", "out_of_range", "label_class", "sample_pending"):
+    for reason in ("too_deep", "out_of_range", "unknown_class", "sample_pending"):
         assert fuzz.reasons[reason] > 0, reason
     assert fuzz.queries == fuzz.handler.learner.stats.queried
     print(model, count, dict(fuzz.outcomes), file=sys.stderr)

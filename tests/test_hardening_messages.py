@@ -104,10 +104,10 @@ def test_third_class_for_binary_model_is_a_dead_letter() -> None:
     h.sample("c", {"f": 3.0})
     before = h.state()
     h.label("c", "c")
-    assert h.reasons() == ["label_class"]
+    assert h.reasons() == ["unknown_class"]
     assert h.state() == before
     h.label("c", "a")  # the query is still open: the right label is learned
-    assert h.reasons() == ["label_class"]
+    assert h.reasons() == ["unknown_class"]
     assert h.handler.learner.stats.applied == 3
 
 
@@ -124,7 +124,7 @@ def test_known_classes_are_enforced_before_learning() -> None:
     before = h.state()
     h.label("x", "c")
     h.label("x", True)
-    assert h.reasons() == ["label_class", "label_class"]
+    assert h.reasons() == ["unknown_class", "unknown_class"]
     assert h.state() == before
 
 
@@ -136,10 +136,10 @@ def test_string_label_on_bool_stream_with_arf() -> None:
     before = h.state()
     h.label("s", "yes")
     h.label("s", 1)  # an int is not a bool either
-    assert h.reasons() == ["label_class", "label_class"]
+    assert h.reasons() == ["unknown_class", "unknown_class"]
     assert h.state() == before
     h.sample("t", {"f": 2.0})  # predictions still work
-    assert h.reasons() == ["label_class", "label_class"]
+    assert h.reasons() == ["unknown_class", "unknown_class"]
 
 
 class Exploding:
@@ -259,7 +259,7 @@ def test_unknown_labels_are_not_copied_whole() -> None:
 
 
 def test_every_reason_is_documented() -> None:
-    for code in ("too_deep", "limit_exceeded", "out_of_range", "label_class"):
+    for code in ("too_deep", "limit_exceeded", "out_of_range", "unknown_class"):
         assert code in REASONS
     assert {"sample_pending", "model_error"} <= set(REASONS)
 
@@ -275,7 +275,7 @@ def test_learner_rejects_before_changing_anything() -> None:
     assert err.value.code == "sample_pending"
     with pytest.raises(MessageRejected) as err:
         learner.apply(Label(sample_id="b", y="x"))
-    assert err.value.code == "label_class"
+    assert err.value.code == "unknown_class"
     assert pickle.dumps(learner) == before
 
 
@@ -301,5 +301,5 @@ def test_settings_set_classes_and_limits(tmp_path: Any) -> None:
     service.handler.handle(Envelope(SAMPLES, 0, 1, None, b'{"id": "s123456789", "x": {}}'))
     service.handler.handle(Envelope(LABELS, 0, 0, None, b'{"sample_id": "s1", "y": "c"}'))
     reasons = [env.header("streamal.reason") for env in broker.records(DEAD)]
-    assert reasons == [b"limit_exceeded", b"label_class"]
+    assert reasons == [b"limit_exceeded", b"unknown_class"]
     assert service.learner.classes == ("a", "b")

@@ -48,7 +48,7 @@ REASONS = (
     "too_deep",  # lists/objects nested beyond the limit
     "limit_exceeded",  # an id, the meta or the feature count beyond its limit
     "out_of_range",  # a feature or a ts beyond its limit
-    "label_class",  # a label outside the known classes, of another type, or one too many
+    "unknown_class",  # a label outside the known classes, of another type, or one too many
     "sample_pending",  # a sample whose id is already waiting for a label
     "model_error",  # the model raised on this message (its state was left as it was)
     "label_unknown",  # a label for a sample that was never queried (or long forgotten)
