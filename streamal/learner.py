@@ -438,8 +438,9 @@ class ActiveLearner:
             self.pending.put(entry)  # the query stays open: it was just taken out
             raise MessageRejected(
                 "model_error",
-                f"the model could not learn label {y!r} of {sample_id!r}: "
-                f"{type(err).__name__}: {err}",
+                f"the model could not learn label {y!r} of {sample_id!r} "
+                f"({type(err).__name__}: {err}); check that it takes labels like this one "
+                "(models 'ovr', 'softmax' and the trees take any classes)",
             ) from err
         # Prequential outcome of a labelled arrival, for drift-aware budget managers.
         correct = entry.prediction == y
@@ -485,8 +486,8 @@ class ActiveLearner:
         if accepts is not None and not accepts(y):
             raise MessageRejected(
                 "unknown_class",
-                f"label {y!r} is a new class and the model cannot take more classes "
-                "(set learner.classes, or use a multi-class model such as 'ovr')",
+                f"label {y!r} is a new class the model cannot take (a third class for a "
+                "binary model); use a multi-class model such as 'ovr' or 'softmax'",
             )
 
     def _fold_applied(self) -> None:

@@ -214,7 +214,13 @@ def build_model(spec: str, seed: int | None = None) -> base.Estimator:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:
         raise ConfigError(f"cannot load model factory {spec!r}: {err}") from None
-    model = factory()
+    try:
+        model = factory()
+    except TypeError as err:  # a class or function that needs arguments
+        raise ConfigError(
+            f"cannot build {spec!r} without arguments ({err}); point the spec at a function "
+            "of your own that returns a configured classifier"
+        ) from None
     if not hasattr(model, "predict_proba_one") or not hasattr(model, "learn_one"):
         raise ConfigError(f"{spec!r} did not build a classifier with predict_proba_one/learn_one")
     return model  # type: ignore[no-any-return]
