@@ -16,16 +16,23 @@ Run: ``python examples/walkthrough_1_tiny_pool.py --out OUT [--fast]``
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-from sklearn.datasets import make_classification
-from sklearn.ensemble import RandomForestClassifier
-from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
+try:
+    import numpy as np
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+    from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
 
-from streamal import ActiveLearner, budgets, strategies
-from streamal.core.sklearn import SklearnClassifier
+    from streamal import ActiveLearner, budgets, strategies
+    from streamal.core.sklearn import SklearnClassifier
+except ModuleNotFoundError as err:  # an extra is not installed: say which, no traceback
+    sys.stderr.write(
+        f"error: this example needs {err.name}: pip install 'streamal[sklearn,plots]'\n"
+    )
+    raise SystemExit(2) from None
 
 POOL, INITIAL, ROUNDS = 100, 5, 5
 

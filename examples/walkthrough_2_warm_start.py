@@ -18,16 +18,23 @@ Run: ``python examples/walkthrough_2_warm_start.py --out OUT [--fast]``
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-import numpy as np
-from sklearn.datasets import make_classification
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
-from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
+try:
+    import numpy as np
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
 
-from streamal import ActiveLearner, budgets, strategies
-from streamal.core.sklearn import SklearnClassifier
+    from streamal import ActiveLearner, budgets, strategies
+    from streamal.core.sklearn import SklearnClassifier
+except ModuleNotFoundError as err:  # an extra is not installed: say which, no traceback
+    sys.stderr.write(
+        f"error: this example needs {err.name}: pip install 'streamal[sklearn,plots]'\n"
+    )
+    raise SystemExit(2) from None
 
 QUERIES = 20
 

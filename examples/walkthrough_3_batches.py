@@ -17,24 +17,31 @@ Run: ``python examples/walkthrough_3_batches.py --out OUT [--fast]``
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from sklearn.base import clone
-from sklearn.datasets import make_moons
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import f1_score
-from sklearn.model_selection import train_test_split
-from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
+try:
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.datasets import make_moons
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
 
-from streamal import ActiveLearner, budgets, strategies
-from streamal.core.sklearn import SklearnClassifier
-from streamal.window import WindowLearner
+    from streamal import ActiveLearner, budgets, strategies
+    from streamal.core.sklearn import SklearnClassifier
+    from streamal.window import WindowLearner
+except ModuleNotFoundError as err:  # an extra is not installed: say which, no traceback
+    sys.stderr.write(
+        f"error: this example needs {err.name}: pip install 'streamal[sklearn,plots]'\n"
+    )
+    raise SystemExit(2) from None
 
 BATCH, WINDOW = 4, 16
 

@@ -19,20 +19,27 @@ Run: ``python examples/walkthrough_4_batch_bald.py --out OUT [--fast]``
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-import numpy as np
-from sklearn.base import clone
-from sklearn.datasets import make_blobs
-from sklearn.ensemble import BaggingClassifier
-from sklearn.gaussian_process import GaussianProcessClassifier
-from sklearn.model_selection import train_test_split
-from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
+try:
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.datasets import make_blobs
+    from sklearn.ensemble import BaggingClassifier
+    from sklearn.gaussian_process import GaussianProcessClassifier
+    from sklearn.model_selection import train_test_split
+    from walkthrough_common import options, plt, run_stream, samples, save, seed_table, table
 
-from streamal import ActiveLearner, budgets, strategies
-from streamal.core.sklearn import OneClassFallback, SklearnClassifier
-from streamal.strategies.batch import Batch, BatchBALD
-from streamal.window import WindowLearner
+    from streamal import ActiveLearner, budgets, strategies
+    from streamal.core.sklearn import OneClassFallback, SklearnClassifier
+    from streamal.strategies.batch import Batch, BatchBALD
+    from streamal.window import WindowLearner
+except ModuleNotFoundError as err:  # an extra is not installed: say which, no traceback
+    sys.stderr.write(
+        f"error: this example needs {err.name}: pip install 'streamal[sklearn,plots]'\n"
+    )
+    raise SystemExit(2) from None
 
 CYCLES, BATCH, SHOWN_CYCLE = 5, 4, 3
 

@@ -6,6 +6,7 @@ Every error streamal raises on purpose derives from :class:`StreamalError`::
     ├── ConfigError            a setting, spec or name is wrong: fix the command or config
     ├── DecodeError            a wire message or input row is malformed (names row and field)
     │   └── InputError         a replay source cannot be read (file missing, empty, bad column)
+    ├── MessageRejected        one well-formed message breaks a rule or a limit (a dead letter)
     ├── CheckpointError        a snapshot is corrupt or from an incompatible version
     └── TransportError         the message broker failed (raised only by ``transports``)
 
@@ -19,6 +20,7 @@ __all__ = [
     "ConfigError",
     "DecodeError",
     "InputError",
+    "MessageRejected",
     "StreamalError",
     "TransportError",
 ]
@@ -71,6 +73,34 @@ class DecodeError(StreamalError, ValueError):
 
 class InputError(DecodeError):
     """A replay source cannot be read: missing file, empty file, unknown column."""
+
+
+class MessageRejected(StreamalError, ValueError):
+    """One message breaks a rule or a limit; the service sends it to dead letters.
+
+    Raised before anything is changed (see ``docs/security.md``), so that the message
+    can be dropped and the stream goes on.
+
+    Parameters
+    ----------
+    code
+        The dead-letter reason code (see :data:`streamal.service.outputs.REASONS`).
+    message
+        What is wrong, in one line.
+
+    Examples
+    --------
+    >>> err = MessageRejected("limit_exceeded", "id of 600 characters (limit 512)")
+    >>> err.code, str(err)
+    ('limit_exceeded', 'id of 600 characters (limit 512)')
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type[MessageRejected], tuple[str, str]]:
+        return type(self), (self.code, str(self))
 
 
 class CheckpointError(StreamalError):

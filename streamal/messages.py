@@ -16,7 +16,9 @@ True
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pydantic import (
@@ -32,13 +34,16 @@ from pydantic import (
 )
 from pydantic_core import to_json
 
-from streamal.exceptions import DecodeError
+from streamal.exceptions import DecodeError, MessageRejected
 
 __all__ = [
     "SCHEMA_VERSION",
+    "check_label",
+    "check_sample",
     "ClassLabel",
     "Features",
     "Label",
+    "Limits",
     "MAX_MESSAGE_BYTES",
     "Purpose",
     "Query",
@@ -57,6 +62,9 @@ SCHEMA_VERSION = 1
 #: Messages above this size are refused as oversized (1 MiB: far above any feature
 #: vector a per-sample model handles, and Kafka's default max message size).
 MAX_MESSAGE_BYTES = 1_048_576
+
+#: The decoder's text for JSON nested deeper than its parser follows (200 levels).
+NESTED_TOO_DEEPLY = "nested too deeply (lists and objects more than 200 levels deep)"
 
 Feature = StrictFloat | StrictInt | StrictStr
 Features = dict[str, Feature]
@@ -93,7 +101,7 @@ def _check_version(v: int) -> int:
 class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: StrictInt = SCHEMA_VERSION
 
     _v = field_validator("schema_version")(_check_version)
 
@@ -219,6 +227,8 @@ class Label(_Message):
     ts: StrictFloat | StrictInt | None = None
     annotator: str | None = None
 
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
 
 M = TypeVar("M", bound=_Message)
 
@@ -258,6 +268,8 @@ def decode(data: bytes | str, kind: type[M], *, max_bytes: int = MAX_MESSAGE_BYT
         first = err.errors()[0]
         msg = first["msg"].removeprefix("Value error, ")
         if first["type"] == "json_invalid":
+            if "recursion limit" in first["msg"]:
+                raise DecodeError(NESTED_TOO_DEEPLY) from None
             raise DecodeError(f"not valid JSON ({first['msg']})") from None
         if first["type"] == "model_type":
             raise DecodeError(f"expected a JSON object for a {kind.__name__}") from None
@@ -297,6 +309,111 @@ def decode_query(data: bytes | str) -> Query:
 def decode_label(data: bytes | str) -> Label:
     """Decode a :class:`Label`."""
     return decode(data, Label)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one decoded message; a message beyond them is a dead letter.
+
+    The defaults are far above what a per-sample model needs, and low enough that one
+    message cannot blow up memory, a snapshot, the stream clock or a model's arithmetic.
+
+    Parameters
+    ----------
+    max_id_length
+        Characters in a sample id (and a label's ``sample_id`` and ``annotator``).
+        Pending ids are kept in every snapshot.
+    max_features
+        Features in one sample.
+    max_abs_feature
+        Largest magnitude of a numeric feature (beyond it, running variances overflow).
+    max_meta_bytes
+        Size of a sample's ``meta`` as compact JSON.
+    max_depth
+        Nesting of lists and objects inside ``meta`` (1: a flat object).
+    max_abs_ts
+        Largest magnitude of a ``ts`` (``1e13`` lets epoch seconds and epoch
+        milliseconds through and refuses absurd clocks that would expire every query).
+
+    Examples
+    --------
+    >>> check_sample(Sample(id="a", x={"f": 1e200}), Limits())
+    Traceback (most recent call last):
+    ...
+    streamal.exceptions.MessageRejected: feature 'f' = 1e+200 is beyond +-1e+100
+    """
+
+    max_id_length: int = 512
+    max_features: int = 10_000
+    max_abs_feature: float = 1e100
+    max_meta_bytes: int = 65_536
+    max_depth: int = 32
+    max_abs_ts: float = 1e13
+
+
+_NUMBER = (int, float)
+
+
+def _check_meta(meta: dict[str, Any], limits: Limits) -> None:
+    # An explicit stack: a deep structure cannot exhaust the interpreter's.
+    stack: list[tuple[Any, int]] = [(meta, 1)]
+    max_depth = limits.max_depth
+    while stack:
+        value, depth = stack.pop()
+        if depth > max_depth:
+            raise MessageRejected("too_deep", f"meta nested deeper than {max_depth} levels")
+        children = value.values() if isinstance(value, dict) else value
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+            elif isinstance(child, float) and not math.isfinite(child):
+                raise MessageRejected("non_finite", f"meta holds the number {child}")
+    size = len(json.dumps(meta, separators=(",", ":")))
+    if size > limits.max_meta_bytes:
+        raise MessageRejected(
+            "limit_exceeded", f"meta of {size} bytes (limit {limits.max_meta_bytes})"
+        )
+
+
+def _check_ts(ts: float | None, limits: Limits) -> None:
+    if ts is not None and not -limits.max_abs_ts <= ts <= limits.max_abs_ts:
+        raise MessageRejected("out_of_range", f"ts {ts:g} is beyond +-{limits.max_abs_ts:g}")
+
+
+def check_sample(sample: Sample, limits: Limits) -> None:
+    """Raise :class:`~streamal.exceptions.MessageRejected` if ``sample`` breaks ``limits``.
+
+    Features of other types than numbers and strings (a later schema's missing values,
+    for instance) are left to the model.
+    """
+    if len(sample.id) > limits.max_id_length:
+        raise MessageRejected(
+            "limit_exceeded",
+            f"id of {len(sample.id)} characters (limit {limits.max_id_length})",
+        )
+    x = sample.x
+    if len(x) > limits.max_features:
+        raise MessageRejected("limit_exceeded", f"{len(x)} features (limit {limits.max_features})")
+    top = limits.max_abs_feature
+    low = -top
+    for name, v in x.items():
+        if v.__class__ in _NUMBER and not low <= v <= top:
+            shown = f"{v:g}" if isinstance(v, float) else f"an integer of {len(str(v))} digits"
+            raise MessageRejected("out_of_range", f"feature {name!r} = {shown} is beyond +-{top:g}")
+    _check_ts(sample.ts, limits)
+    if sample.meta:
+        _check_meta(sample.meta, limits)
+
+
+def check_label(label: Label, limits: Limits) -> None:
+    """Raise :class:`~streamal.exceptions.MessageRejected` if ``label`` breaks ``limits``."""
+    for name, text in (("sample_id", label.sample_id), ("annotator", label.annotator or "")):
+        if len(text) > limits.max_id_length:
+            raise MessageRejected(
+                "limit_exceeded",
+                f"{name} of {len(text)} characters (limit {limits.max_id_length})",
+            )
+    _check_ts(label.ts, limits)
 
 
 def json_schemas() -> dict[str, Any]:

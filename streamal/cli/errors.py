@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 import typer
 
 from streamal.exceptions import StreamalError
+from streamal.redact import redact
 
 __all__ = ["friendly_errors"]
 
@@ -24,7 +25,7 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except (StreamalError, OSError) as err:
-            typer.echo(f"error: {err}", err=True)
+            typer.echo(f"error: {redact(str(err))}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper

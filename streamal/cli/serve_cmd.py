@@ -18,6 +18,7 @@ import typer
 
 from streamal.cli.errors import friendly_errors
 from streamal.exceptions import TransportError
+from streamal.redact import redact
 
 __all__ = ["register", "to_toml"]
 
@@ -154,15 +155,21 @@ def serve_command(
     _logging(settings.service.log_level, settings.service.log_format)
     registry = CollectorRegistry()
     try:
-        service = build_service(settings, registry)
+        service = build_service(settings, registry, lock=True)
     except TransportError as err:
-        typer.echo(f"error: {err}", err=True)
+        typer.echo(f"error: {redact(str(err))}", err=True)
         raise typer.Exit(3) from None
     http = None
     runtime = settings.service
     if runtime.http_port is not None:
         http = HttpServer(
-            registry, service.health, service.readiness, runtime.http_host, runtime.http_port
+            registry,
+            service.health,
+            service.readiness,
+            runtime.http_host,
+            runtime.http_port,
+            runtime.http_timeout,
+            runtime.http_max_connections,
         )
         http.start()
         log.info("serving /metrics, /healthz, /readyz on http://%s:%d", http.host, http.port)
@@ -182,7 +189,7 @@ def serve_command(
         processed = service.run()
         log.info("stopped gracefully after %d messages", processed)
     except TransportError as err:
-        typer.echo(f"error: {err}", err=True)
+        typer.echo(f"error: {redact(str(err))}", err=True)
         raise typer.Exit(3) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

@@ -1,27 +1,25 @@
-"""Old module paths of classes that snapshots pickle, and an unpickler that follows them.
+"""Old module paths of classes that snapshots pickle.
 
 Pickles name each class by module and qualified name. The package layout changed once
 (``streamal.learner`` became ``streamal.core.learner``, ``streamal.window`` became
 ``streamal.window.learner``, ...); :data:`MOVED` is the one place that maps the old
-module paths to the new ones, so that snapshots and SQLite pending stores written
-before the move still load.
+module paths to the new ones; :class:`streamal.core.safepickle.RestrictedUnpickler`
+follows it, so that snapshots and SQLite pending stores written before the move still
+load.
 
 Examples
 --------
 >>> import pickle
 >>> from streamal.core.learner import LabelOutcome
 >>> new = pickle.dumps(LabelOutcome.EXPIRED, protocol=0)  # text opcodes: names as lines
+>>> from streamal.core.safepickle import loads
 >>> loads(new.replace(b"streamal.core.learner", b"streamal.learner"))
 <LabelOutcome.EXPIRED: 'expired'>
 """
 
 from __future__ import annotations
 
-import io
-import pickle
-from typing import Any
-
-__all__ = ["MOVED", "MovedUnpickler", "loads"]
+__all__ = ["MOVED"]
 
 #: Module path before the layout of ``streamal/core`` -> module path now.
 MOVED: dict[str, str] = {
@@ -42,14 +40,3 @@ MOVED: dict[str, str] = {
     "streamal.broker": "streamal.dev.broker",
 }
 
-
-class MovedUnpickler(pickle.Unpickler):
-    """An unpickler that reads classes from their new modules (see :data:`MOVED`)."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        return super().find_class(MOVED.get(module, module), name)
-
-
-def loads(data: bytes) -> Any:
-    """:func:`pickle.loads`, with the old module paths of :data:`MOVED` followed."""
-    return MovedUnpickler(io.BytesIO(data)).load()

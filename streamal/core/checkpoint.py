@@ -12,12 +12,21 @@ the directory. A crash at any point leaves either the old set of snapshots or th
 set plus the new one, never a half-written file under a snapshot name. Only the last
 ``keep`` snapshots are kept.
 
-File layout: an 8-byte magic ``b"STRMLSNP"``, a big-endian ``uint16`` format version,
-a ``uint64`` payload length and the SHA-256 of the payload, then the payload (a pickle).
+File layout (format 2): an 8-byte magic ``b"STRMLSNP"``, a big-endian ``uint16`` format
+version, a ``uint8`` flag (1: signed with a key), a ``uint16`` length of the *versions*
+block, a ``uint64`` payload length and a 32-byte digest, then the versions block (JSON:
+the streamal, river and Python versions that wrote the file), then the payload (a
+pickle). The digest covers the versions block and the payload: their SHA-256, or their
+HMAC-SHA256 under ``key`` when one is set. Format 1 files (no flag, no versions, an
+unkeyed SHA-256) are still read when no key is set.
+
 A file with a wrong magic, a short payload or a checksum mismatch is *corrupt*; one
-with another format version is *incompatible*. Both are refused with a
-:class:`~streamal.exceptions.CheckpointError` that says what to do. Snapshots are
-pickles: load only snapshots this service wrote (keep the directory private).
+with another format version is *incompatible*; with a key set, an unsigned file or one
+signed with another key is *refused*. All are refused with a
+:class:`~streamal.exceptions.CheckpointError` that says what to do, **before anything
+is unpickled**. The payload is unpickled with :mod:`streamal.core.safepickle`, which builds
+only allow-listed classes, so a planted file cannot run code even without a key.
+Files are written owner-only (``0600``) in a directory created ``0700``.
 
 Examples
 --------
@@ -35,29 +44,39 @@ Examples
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import hmac
 import io
+import json
+import logging
 import os
 import pickle
+import platform
 import struct
 import time
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streamal.core._moved import MovedUnpickler
+from streamal.core.safepickle import RestrictedUnpickler
 from streamal.exceptions import CheckpointError
 
 if TYPE_CHECKING:
     from streamal.core.protocol import Learner
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "Checkpointer", "Snapshot"]
+__all__ = ["FORMAT_VERSION", "MAGIC", "Checkpointer", "Snapshot", "versions"]
+
+log = logging.getLogger("streamal.core.checkpoint")
 
 #: Identifies a streamal snapshot file.
 MAGIC = b"STRMLSNP"
 #: Version of the snapshot layout and payload written by this release.
-FORMAT_VERSION = 1
-_HEADER = struct.Struct(">8sHQ32s")
+FORMAT_VERSION = 2
+_HEADER_V1 = struct.Struct(">8sHQ32s")
+_HEADER = struct.Struct(">8sHBHQ32s")
+_SIGNED = 1
 _PREFIX = "snapshot-"
 _SUFFIX = ".ckpt"
 
@@ -98,6 +117,24 @@ class Snapshot:
     sequence: int = 0
 
 
+@cache
+def versions() -> dict[str, str]:
+    """The streamal, river and Python versions recorded in each snapshot's header."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from streamal import __version__
+
+    try:
+        river = version("river")
+    except PackageNotFoundError:  # pragma: no cover - river is a dependency
+        river = "unknown"
+    return {"streamal": __version__, "river": river, "python": platform.python_version()}
+
+
+def _describe(found: dict[str, str]) -> str:
+    return ", ".join(f"{k} {found.get(k, '?')}" for k in ("streamal", "river", "python"))
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -116,16 +153,69 @@ class Checkpointer:
     keep
         How many snapshots to keep (at least 1). Keeping a few lets an operator move a
         damaged newest file away and resume from the one before.
+    key
+        Secret for HMAC-SHA256 signatures: snapshots are signed with it, and a file not
+        signed with it is refused before it is unpickled. ``None`` writes an unkeyed
+        SHA-256 (corruption is still caught; the allow-list still applies).
+    lock
+        Take an exclusive lock on ``directory/.lock`` (``flock``) for the life of this
+        process, so that a second service on the same directory is refused with a
+        :class:`~streamal.exceptions.CheckpointError` instead of writing the same
+        files. ``streamal serve`` always locks.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], keep: int = 3) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        keep: int = 3,
+        key: bytes | None = None,
+        lock: bool = False,
+    ) -> None:
         if keep < 1:
             raise ValueError(f"keep must be at least 1, got {keep}")
+        if key is not None and not key:
+            raise ValueError("the snapshot key must not be empty")
         self.directory = Path(directory)
         self.keep = keep
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.key = key
+        if not self.directory.is_dir():
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        elif self.directory.stat().st_mode & 0o022:
+            log.warning(
+                "checkpoint directory %s is writable by other users: anyone who can write "
+                "there can plant a snapshot; make it private (chmod 700) and set "
+                "checkpoint.key",
+                self.directory,
+            )
+        self._lock_fd: int | None = None
+        if lock:
+            self._lock()  # before the clean-up: another service's temp file is not stale
         for stale in self.directory.glob(f".{_PREFIX}*.tmp"):
             stale.unlink(missing_ok=True)  # left by a crash during a save
+
+    # -- the lock ------------------------------------------------------------------
+    def _lock(self) -> None:
+        path = self.directory / ".lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise CheckpointError(
+                f"checkpoint directory {self.directory} is in use by another streamal "
+                f"process (pid {holder}); stop it first, or give this instance its own "
+                "checkpoint directory (and its own kafka.group_id)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Release the directory's lock, if this checkpointer holds it."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock
 
     # -- listing -------------------------------------------------------------------
     def paths(self) -> list[Path]:
@@ -158,10 +248,15 @@ class Checkpointer:
             payload = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError) as err:
             raise CheckpointError(f"cannot serialize the snapshot: {err}") from err
-        header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(payload), hashlib.sha256(payload).digest())
+        meta = json.dumps(versions(), sort_keys=True).encode()
+        flags = _SIGNED if self.key is not None else 0
+        digest = _digest(self.key, meta, payload)
+        header = _HEADER.pack(MAGIC, FORMAT_VERSION, flags, len(meta), len(payload), digest)
         try:
-            with open(tmp, "wb") as fh:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(fd, "wb") as fh:
                 fh.write(header)
+                fh.write(meta)
                 fh.write(payload)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -193,7 +288,7 @@ class Checkpointer:
             return None
         newest = paths[-1]
         try:
-            return self.read(newest)
+            return self.read(newest, self.key)
         except CheckpointError as err:
             if len(paths) > 1:
                 hint = (
@@ -209,42 +304,100 @@ class Checkpointer:
 
     @staticmethod
     def read(
-        path: str | os.PathLike[str], unpickler: type[pickle.Unpickler] = MovedUnpickler
+        path: str | os.PathLike[str],
+        key: bytes | None = None,
+        unpickler: type[pickle.Unpickler] = RestrictedUnpickler,
     ) -> Snapshot:
-        """Read and verify one snapshot file.
+        """Read and verify one snapshot file (its signature too when ``key`` is set).
 
-        ``unpickler`` restores the payload (a subclass may map classes to inert stand-ins,
-        as ``streamal export-model`` does for the SQLite pending store).
+        Everything is checked before the payload is unpickled, and the unpickling
+        itself builds only allow-listed classes (:mod:`streamal.core.safepickle`), with
+        the old module paths of :mod:`streamal.core._moved` followed. ``unpickler`` may
+        be a subclass that maps classes to inert stand-ins, as ``streamal export-model``
+        does for the SQLite pending store.
         """
         path = Path(path)
         try:
             data = path.read_bytes()
         except OSError as err:
             raise CheckpointError(f"cannot read snapshot {path}: {err}") from err
-        if len(data) < _HEADER.size:
-            raise CheckpointError(f"snapshot {path} is corrupt: truncated header")
-        magic, version, length, digest = _HEADER.unpack_from(data)
-        if magic != MAGIC:
-            raise CheckpointError(f"{path} is not a streamal snapshot (bad magic)")
-        if version != FORMAT_VERSION:
-            raise CheckpointError(
-                f"snapshot {path} has format version {version}, this release reads "
-                f"version {FORMAT_VERSION}; run the streamal release that wrote it"
-            )
-        payload = data[_HEADER.size :]
-        if len(payload) != length:
-            raise CheckpointError(
-                f"snapshot {path} is corrupt: {len(payload)} payload bytes, expected {length}"
-            )
-        if hashlib.sha256(payload).digest() != digest:
-            raise CheckpointError(f"snapshot {path} is corrupt: checksum mismatch")
+        meta, payload = _verified(path, data, key)
         try:
-            snapshot = unpickler(io.BytesIO(payload)).load()  # old paths followed (_moved.py)
-        except Exception as err:  # unpickling runs arbitrary class code
+            found = json.loads(meta) if meta else {}
+        except ValueError:
+            found = {}
+        try:
+            snapshot = unpickler(io.BytesIO(payload)).load()
+        except Exception as err:
             raise CheckpointError(
                 f"snapshot {path} cannot be restored by this release ({type(err).__name__}: "
-                f"{err}); run the streamal release that wrote it"
+                f"{err}); it was written by {_describe(found) if found else 'an older release'}"
+                f" and this is {_describe(versions())}: run the versions that wrote it"
             ) from err
         if not isinstance(snapshot, Snapshot):
             raise CheckpointError(f"snapshot {path} holds a {type(snapshot).__name__}")
+        if found and found != versions():
+            log.warning(
+                "snapshot %s was written by %s; this is %s",
+                path.name,
+                _describe(found),
+                _describe(versions()),
+            )
         return snapshot
+
+
+def _digest(key: bytes | None, meta: bytes, payload: bytes) -> bytes:
+    if key is None:
+        plain = hashlib.sha256(meta)
+        plain.update(payload)
+        return plain.digest()
+    keyed = hmac.new(key, meta, hashlib.sha256)
+    keyed.update(payload)
+    return keyed.digest()
+
+
+def _verified(path: Path, data: bytes, key: bytes | None) -> tuple[bytes, bytes]:
+    """The versions block and the payload of a snapshot file, once its digest holds."""
+    if len(data) < _HEADER_V1.size:
+        raise CheckpointError(f"snapshot {path} is corrupt: truncated header")
+    magic, version = struct.unpack_from(">8sH", data)
+    if magic != MAGIC:
+        raise CheckpointError(f"{path} is not a streamal snapshot (bad magic)")
+    if version == 1:
+        _, _, length, digest = _HEADER_V1.unpack_from(data)
+        flags, meta, start = 0, b"", _HEADER_V1.size
+    elif version == FORMAT_VERSION:
+        _, _, flags, meta_length, length, digest = _HEADER.unpack_from(data)
+        start = _HEADER.size + meta_length
+        meta = data[_HEADER.size : start]
+        if len(meta) != meta_length:
+            raise CheckpointError(f"snapshot {path} is corrupt: truncated header")
+    else:
+        raise CheckpointError(
+            f"snapshot {path} has format version {version}, this release reads "
+            f"versions 1 and {FORMAT_VERSION}; run the streamal release that wrote it"
+        )
+    payload = data[start:]
+    if len(payload) != length:
+        raise CheckpointError(
+            f"snapshot {path} is corrupt: {len(payload)} payload bytes, expected {length}"
+        )
+    signed = bool(flags & _SIGNED)
+    if key is not None and not signed:
+        raise CheckpointError(
+            f"snapshot {path} is not signed, but checkpoint.key is set: it was not written "
+            "by this service (or was written before the key was set); it is not loaded"
+        )
+    if key is None and signed:
+        raise CheckpointError(
+            f"snapshot {path} is signed with a key: set checkpoint.key to the key it was "
+            "written with"
+        )
+    if not hmac.compare_digest(_digest(key, meta, payload), digest):
+        if signed:
+            raise CheckpointError(
+                f"snapshot {path} has a bad signature: it was altered, planted, or signed "
+                "with another checkpoint.key; it is not loaded"
+            )
+        raise CheckpointError(f"snapshot {path} is corrupt: checksum mismatch")
+    return meta, payload

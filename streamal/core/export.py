@@ -54,8 +54,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streamal.core._moved import MovedUnpickler
 from streamal.core.checkpoint import Checkpointer, Snapshot
+from streamal.core.safepickle import RestrictedUnpickler
 from streamal.exceptions import CheckpointError
 
 __all__ = ["export_model", "newest_snapshot"]
@@ -68,7 +68,7 @@ class _InertStore:
         self.state = state
 
 
-class _SafeUnpickler(MovedUnpickler):
+class _SafeUnpickler(RestrictedUnpickler):
     """Restores a snapshot without reopening (and rewriting) the pending store's database."""
 
     def find_class(self, module: str, name: str) -> Any:

@@ -6,7 +6,7 @@ import enum
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, NamedTuple
@@ -16,6 +16,7 @@ from streamal.core.evaluation import LabelEvaluation
 from streamal.core.pending import MemoryPendingStore, PendingEntry, PendingStore
 from streamal.core.protocol import Queried
 from streamal.core.registry import strategy_name
+from streamal.exceptions import MessageRejected
 from streamal.messages import Label, Purpose, Query, Sample, query_bytes
 from streamal.strategies.base import Strategy
 
@@ -216,6 +217,12 @@ class ActiveLearner:
         default) draws nothing and changes no decision.
     seed
         Seed of the audit draws.
+    classes
+        The labels the stream may carry, if known. A label outside them is refused
+        (:class:`~streamal.exceptions.MessageRejected`, a dead letter in the service)
+        before anything changes. Without it, the first label fixes the label *type*
+        (``bool``, ``int`` or ``str``): a label of another type is refused, and so is
+        a new class that the model cannot take (a third class for ``logreg``).
 
     Examples
     --------
@@ -254,6 +261,7 @@ class ActiveLearner:
         remember: int = 100_000,
         audit: float = 0.0,
         seed: int | None = None,
+        classes: Sequence[Any] | None = None,
     ) -> None:
         if not 0.0 <= audit <= 1.0:
             from streamal.exceptions import ConfigError
@@ -267,6 +275,7 @@ class ActiveLearner:
         self.remember = remember
         self.audit = audit
         self.seed = seed
+        self.classes = None if classes is None else tuple(classes)
         self.model_version = 0
         self.stats = LearnerStats()
         self._closed = _RecentIds(remember)
@@ -277,6 +286,8 @@ class ActiveLearner:
         self._audit_rng = random.Random(seed)
         self._audit_owed = 0
         self._evaluation = LabelEvaluation()
+        self._label_type: type | None = None
+        self._class_keys = None if classes is None else {(type(c), c) for c in classes}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Learners pickled before the audit slice existed have none.
@@ -287,6 +298,9 @@ class ActiveLearner:
         state.setdefault("_audit_owed", 0)
         state.setdefault("_evaluation", state.pop("evaluation", None) or LabelEvaluation())
         state.setdefault("_applied", [])
+        state.setdefault("classes", None)
+        state.setdefault("_label_type", None)
+        state.setdefault("_class_keys", None)
         self.__dict__.update(state)
         if not hasattr(self.stats, "expired_queries"):
             self.stats.expired_queries = 0
@@ -308,16 +322,35 @@ class ActiveLearner:
         """The budget manager's score threshold, if it has one."""
         return self.budget.threshold
 
+    @property
+    def now(self) -> float:
+        """The stream clock: the last arrival's ``ts``, or the number of arrivals."""
+        return self._now
+
     # -- arrivals ------------------------------------------------------------------
     def process(self, sample: Sample) -> Decision:
-        """Predict, score and decide for one arrival; keep it pending if queried."""
-        now = self.arrive(sample)
+        """Predict, score and decide for one arrival; keep it pending if queried.
+
+        Raises
+        ------
+        MessageRejected
+            If a sample with the same id is still waiting for its label (it would be
+            paid for twice); nothing changes. An exception from the model's prediction
+            or the strategy's score also leaves everything as it was: both run before
+            any state is touched.
+        """
+        sample_id = sample.id
+        if sample_id in self.pending:
+            raise MessageRejected(
+                "sample_pending", f"sample {sample_id!r} is already waiting for its label"
+            )
         x = sample.x
         model = self.model
         proba = model.predict_proba_one(x)
         prediction = top_class(proba)
         strategy = self.strategy
         score = strategy.score(x, proba, model)
+        now = self.arrive(sample)
         if self.audit:
             queried, allowed, purpose, propensity = self._decide_audited(score, now)
         else:
@@ -363,8 +396,9 @@ class ActiveLearner:
     def arrive(self, sample: Sample) -> float:
         """Count an arrival, move the clock to it and expire the queries now due.
 
-        The first step of :meth:`process`; window mode calls it for each arrival it
-        buffers. Returns the stream time of the arrival (``ts``, else its number).
+        The step of :meth:`process` after predicting and scoring; window mode calls it
+        for each arrival it buffers. Returns the stream time of the arrival (``ts``,
+        else its number).
         """
         stats = self.stats
         seen = stats.seen = stats.seen + 1
@@ -452,8 +486,18 @@ class ActiveLearner:
 
         A label for a query answered before is a duplicate and is ignored; a label for an
         expired query, or for an id never queried (or forgotten), changes nothing.
+
+        Raises
+        ------
+        MessageRejected
+            If the label is outside :attr:`classes`, of another type than the labels
+            before it, or a class the model cannot take (checked before anything
+            changes); or if the model raised while learning it (``model_error``: the
+            query stays pending, the model may hold part of the update).
         """
         sample_id = label.sample_id
+        y = label.y
+        self.check_label(y)
         entry = self.pending.pop(sample_id)
         if entry is None:
             return self._closed_outcome(sample_id)
@@ -462,8 +506,16 @@ class ActiveLearner:
             self.stats.expired += 1
             self.stats.expired_queries += 1
             return LabelOutcome.EXPIRED
-        y = label.y
-        self._update(entry.x, y)
+        try:
+            self._update(entry.x, y)
+        except Exception as err:
+            self.pending.put(entry)  # the query stays open: it was just taken out
+            raise MessageRejected(
+                "model_error",
+                f"the model could not learn label {y!r} of {sample_id!r} "
+                f"({type(err).__name__}: {err}); check that it takes labels like this one "
+                "(models 'ovr', 'softmax' and the trees take any classes)",
+            ) from err
         # Prequential outcome of a labelled arrival, for drift-aware budget managers.
         correct = entry.prediction == y
         self.budget.on_label(correct)
@@ -473,6 +525,44 @@ class ActiveLearner:
             self._fold_applied()
         self.stats.applied += 1
         return _APPLIED
+
+    def check_label(self, y: Any) -> None:
+        """Raise :class:`~streamal.exceptions.MessageRejected` if the model must not learn ``y``.
+
+        Examples
+        --------
+        >>> from streamal import ActiveLearner, budgets, models, strategies
+        >>> learner = ActiveLearner(
+        ...     models.build_model("logreg"), strategies.Entropy(), budgets.FullBudget(),
+        ...     classes=["spam", "ham"],
+        ... )
+        >>> learner.check_label("spam")
+        >>> learner.check_label("eggs")
+        Traceback (most recent call last):
+        ...
+        streamal.exceptions.MessageRejected: label 'eggs' is not among the classes ['spam', 'ham']
+        """
+        keys = self._class_keys
+        if keys is not None:
+            if (type(y), y) not in keys:
+                classes = list(self.classes or ())
+                raise MessageRejected(
+                    "unknown_class", f"label {y!r} is not among the classes {classes!r}"
+                )
+            return
+        known = self._label_type
+        if known is not None and type(y) is not known:
+            raise MessageRejected(
+                "unknown_class",
+                f"label {y!r} is a {type(y).__name__}, the labels so far are {known.__name__}s",
+            )
+        accepts = _label_guard(self.model)
+        if accepts is not None and not accepts(y):
+            raise MessageRejected(
+                "unknown_class",
+                f"label {y!r} is a new class the model cannot take (a third class for a "
+                "binary model); use a multi-class model such as 'ovr' or 'softmax'",
+            )
 
     def _fold_applied(self) -> None:
         """Bring the closed-id memory and the evaluation up to date with the applied log."""
@@ -517,6 +607,8 @@ class ActiveLearner:
 
     def _update(self, x: dict[str, Any], y: Any) -> None:
         self.model.learn_one(x, y)
+        if self._label_type is None:  # warm-start labels fix the label type too
+            self._label_type = type(y)
         if self.strategy.stateful:
             self.strategy.learn(x, y)
         self.model_version += 1
@@ -563,3 +655,13 @@ class ActiveLearner:
             f"ActiveLearner(strategy={self.strategy!r}, budget={self.budget!r}, "
             f"model_version={self.model_version}, pending={len(self.pending)})"
         )
+
+
+def _label_guard(model: Any) -> Any:
+    """The ``accepts_label`` method of ``model`` or of a pipeline's last step, if any."""
+    accepts = getattr(model, "accepts_label", None)
+    if accepts is None:
+        steps = getattr(model, "steps", None)
+        if isinstance(steps, dict) and steps:
+            accepts = getattr(list(steps.values())[-1], "accepts_label", None)
+    return accepts

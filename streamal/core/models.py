@@ -117,6 +117,10 @@ class BinaryLabels(base.Wrapper, base.Classifier):  # type: ignore[misc]
     def _wrapped_model(self) -> base.Classifier:
         return self.classifier
 
+    def accepts_label(self, y: Any) -> bool:
+        """Whether :meth:`learn_one` takes ``y`` (a known label, or one of the first two)."""
+        return y in self._labels or len(self._labels) < 2
+
     def learn_one(self, x: dict[str, Any], y: Any) -> None:
         labels = self._labels
         if y not in labels:
@@ -210,7 +214,13 @@ def build_model(spec: str, seed: int | None = None) -> base.Estimator:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:
         raise ConfigError(f"cannot load model factory {spec!r}: {err}") from None
-    model = factory()
+    try:
+        model = factory()
+    except TypeError as err:  # a class or function that needs arguments
+        raise ConfigError(
+            f"cannot build {spec!r} without arguments ({err}); point the spec at a function "
+            "of your own that returns a configured classifier"
+        ) from None
     if not hasattr(model, "predict_proba_one") or not hasattr(model, "learn_one"):
         raise ConfigError(f"{spec!r} did not build a classifier with predict_proba_one/learn_one")
     return model  # type: ignore[no-any-return]

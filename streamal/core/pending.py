@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 import pickle
 import sqlite3
 from collections import deque
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from streamal.core._moved import loads
+from streamal.core.safepickle import loads as safe_loads
 from streamal.messages import Purpose
 
 __all__ = ["MemoryPendingStore", "PendingEntry", "PendingStore", "SQLitePendingStore"]
@@ -196,6 +197,8 @@ class SQLitePendingStore:
 
     Pickling a store captures its entries; unpickling writes them back into the file at
     ``path`` (replacing its content), so a snapshot restores the pending set exactly.
+    Entries are read back with :mod:`streamal.core.safepickle` (a planted row cannot run
+    code), and the file is owner-only (``0600``).
 
     Parameters
     ----------
@@ -222,6 +225,8 @@ class SQLitePendingStore:
     def _open(self) -> None:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         if self.path != ":memory:":
+            # Owner-only; SQLite gives its journal files the database file's mode.
+            os.chmod(self.path, 0o600)
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS pending (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -237,7 +242,7 @@ class SQLitePendingStore:
             row = self._db.execute("SELECT seq, entry FROM pending ORDER BY seq LIMIT 1").fetchone()
             self._db.execute("DELETE FROM pending WHERE seq = ?", (row[0],))
             self._count -= 1
-            evicted = loads(row[1])
+            evicted = safe_loads(row[1])
         self._db.execute(
             "INSERT INTO pending (sample_id, expires_at, entry) VALUES (?, ?, ?)",
             (entry.sample_id, entry.expires_at, pickle.dumps(entry)),
@@ -252,7 +257,7 @@ class SQLitePendingStore:
         if row is None:
             return None
         self._count -= 1
-        entry: PendingEntry = loads(row[0])
+        entry: PendingEntry = safe_loads(row[0])
         return entry
 
     def expire(self, now: float) -> list[PendingEntry]:
@@ -260,7 +265,7 @@ class SQLitePendingStore:
             "DELETE FROM pending WHERE expires_at <= ? RETURNING seq, entry", (now,)
         ).fetchall()
         self._count -= len(rows)
-        return [loads(blob) for _, blob in sorted(rows)]
+        return [safe_loads(blob) for _, blob in sorted(rows)]
 
     def next_deadline(self) -> float | None:
         """The earliest deadline in the store (``None`` when empty)."""
@@ -276,7 +281,7 @@ class SQLitePendingStore:
 
     def __iter__(self) -> Iterator[PendingEntry]:
         rows = self._db.execute("SELECT entry FROM pending ORDER BY seq").fetchall()
-        return iter([loads(r[0]) for r in rows])
+        return iter([safe_loads(r[0]) for r in rows])
 
     def close(self) -> None:
         """Close the database connection."""

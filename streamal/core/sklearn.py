@@ -168,6 +168,10 @@ class SklearnClassifier(base.Classifier):  # type: ignore[misc]
         return out
 
     # -- learning --------------------------------------------------------------------
+    def accepts_label(self, y: Any) -> bool:
+        """Whether :meth:`learn_one` takes ``y`` (any label unless ``classes`` is set)."""
+        return self.classes is None or y in self.classes
+
     def learn_one(self, x: dict[str, Any], y: Any) -> None:
         if self.classes is not None and y not in self.classes:
             raise ConfigError(f"label {y!r} is not among classes={list(self.classes)!r}")

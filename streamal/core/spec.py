@@ -21,6 +21,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from streamal.core.learner import ActiveLearner
 from streamal.core.models import build_model
@@ -85,6 +86,9 @@ class LearnerSpec:
         Queries the pending store holds before it evicts the oldest.
     window
         Window mode when set (:class:`WindowSpec`); one decision per arrival otherwise.
+    classes
+        The labels the stream may carry, if known (others are refused); ``None``: the
+        first label fixes the label type.
     """
 
     model: str = DEFAULT_MODEL
@@ -97,6 +101,7 @@ class LearnerSpec:
     pending_file: str | None = None
     max_pending: int = DEFAULT_MAX_PENDING
     window: WindowSpec | None = None
+    classes: tuple[Any, ...] | None = None
 
 
 def _pending_store(spec: LearnerSpec) -> PendingStore:
@@ -115,6 +120,7 @@ def build_active_learner(spec: LearnerSpec) -> ActiveLearner:
         ttl=spec.ttl,
         audit=spec.audit,
         seed=spec.seed,
+        classes=spec.classes,
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -304,13 +304,24 @@ def build_learner(
     seed: int,
     ttl: float | None = None,
     audit: float = 0.0,
+    classes: Sequence[Any] | None = None,
 ) -> ActiveLearner:
     """An :class:`ActiveLearner` from specs, every part seeded with ``seed``.
 
     A shorthand for :func:`streamal.core.spec.build_active_learner` with a
     :class:`~streamal.core.spec.LearnerSpec` of these fields.
     """
-    return build_active_learner(LearnerSpec(model, strategy, budget, rate, seed, ttl, audit))
+    return build_active_learner(LearnerSpec(
+            model,
+            strategy,
+            budget,
+            rate,
+            seed,
+            ttl,
+            audit,
+            classes=None if classes is None else tuple(classes),
+        )
+    )
 
 
 def _limited(stream: Iterable[Sample], limit: int | None) -> Iterator[Sample]:

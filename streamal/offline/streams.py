@@ -109,6 +109,26 @@ def _parse_target(value: str) -> int | str:
         return value
 
 
+def _readable(reader: Iterator[list[str]], path: Path) -> Iterator[list[str]]:
+    """The rows of ``reader``, with undecodable bytes and broken CSV as one-line errors."""
+    line = 0
+    while True:
+        line += 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as err:
+            byte = err.object[err.start : err.start + 1].hex()
+            raise InputError(
+                f"{path} is not UTF-8 text (byte 0x{byte}); convert it "
+                "first, e.g. iconv -f UTF-16 -t UTF-8 or iconv -f LATIN1 -t UTF-8"
+            ) from None
+        except csv.Error as err:  # NUL bytes, a cell beyond the csv module's size limit
+            raise DecodeError(f"not readable as CSV: {err}", row=line) from None
+        yield row
+
+
 def iter_csv(
     path: Path, target: str | None = None, time: str | None = None, delimiter: str | None = None
 ) -> Iterator[Sample]:
@@ -120,7 +140,7 @@ def iter_csv(
     if delimiter is None:
         delimiter = "\t" if _kind(path) == "tsv" else ","
     with io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
+        reader = _readable(csv.reader(fh, delimiter=delimiter), path)
         header = next(reader, None)
         if header is None:
             raise InputError(f"{path} is empty; expected a header row and samples")
@@ -339,12 +359,17 @@ def _synthetic(spec: str, seed: int) -> Source:
     name, params = parse_spec(spec)
     if name not in SYNTHETIC:
         raise InputError(f"unknown synthetic stream {name!r}; choose one of {', '.join(SYNTHETIC)}")
-    n = int(params.pop("n", 20_000))
-    seed = int(params.pop("seed", seed))
+    n = params.pop("n", 20_000)
+    seed = params.pop("seed", seed)
+    for key, value, low in (("n", n, 1), ("seed", seed, 0)):
+        if type(value) is not int or value < low:
+            raise InputError(
+                f"synth:{name}: {key} must be a whole number of at least {low}, got {value!r}"
+            )
     factory = SYNTHETIC[name][0]
     try:
         factory(seed, n, **params)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise InputError(f"bad parameters for synth:{name}: {err}") from None
 
     def gen() -> Iterator[Sample]:

@@ -26,7 +26,17 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -42,6 +52,7 @@ from streamal.defaults import (
     DEFAULT_STRATEGY,
 )
 from streamal.exceptions import ConfigError
+from streamal.redact import redact, redact_options
 
 if TYPE_CHECKING:
     from streamal.core.spec import LearnerSpec
@@ -50,6 +61,7 @@ __all__ = [
     "CheckpointSettings",
     "KafkaSettings",
     "LearnerSettings",
+    "LimitSettings",
     "RuntimeSettings",
     "Settings",
     "TopicSettings",
@@ -61,6 +73,36 @@ _TOML_FILE: ContextVar[Path | None] = ContextVar("streamal_toml_file", default=N
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+#: kafka-python arguments that typed settings (or the service itself) already set.
+_TYPED_KAFKA_KEYS = {
+    **{
+        name: f"kafka.{name}"
+        for name in (
+            "bootstrap_servers",
+            "group_id",
+            "client_id",
+            "security_protocol",
+            "sasl_mechanism",
+            "ssl_cafile",
+            "ssl_certfile",
+            "ssl_keyfile",
+            "ssl_password",
+            "ssl_check_hostname",
+            "session_timeout_ms",
+            "heartbeat_interval_ms",
+            "max_poll_interval_ms",
+            "request_timeout_ms",
+            "max_block_ms",
+            "fetch_max_wait_ms",
+        )
+    },
+    "sasl_plain_username": "kafka.sasl_username",
+    "sasl_plain_password": "kafka.sasl_password",
+    "bootstrap_timeout_ms": "service.broker_timeout",
+    "enable_auto_commit": "(none: the service commits offsets after each checkpoint)",
+}
 
 
 class KafkaSettings(_Section):
@@ -98,6 +140,17 @@ class KafkaSettings(_Section):
     consumer: dict[str, Any] = Field(default_factory=dict, description="extra KafkaConsumer args")
     producer: dict[str, Any] = Field(default_factory=dict, description="extra KafkaProducer args")
 
+    @model_validator(mode="after")
+    def _no_shadowed_settings(self) -> KafkaSettings:
+        for section in ("consumer", "producer"):
+            for key in getattr(self, section):
+                typed = _TYPED_KAFKA_KEYS.get(key)
+                if typed is not None:
+                    raise ValueError(
+                        f"kafka.{section}.{key} duplicates the setting {typed}; set that instead"
+                    )
+        return self
+
 
 class TopicSettings(_Section):
     """Topic names; leave ``predictions`` unset to publish no predictions."""
@@ -130,6 +183,10 @@ class LearnerSettings(_Section):
     audit: float = Field(
         default=0.0, ge=0.0, le=1.0, description="share of the budget for the audit slice"
     )
+    classes: list[StrictBool | StrictInt | StrictStr] | None = Field(
+        default=None,
+        description="the labels the stream may carry; other labels become dead letters",
+    )
 
     def to_spec(self, pending_file: str | None = None) -> LearnerSpec:
         """The :class:`~streamal.core.spec.LearnerSpec` of these settings.
@@ -152,7 +209,22 @@ class LearnerSettings(_Section):
             pending_file=pending_file if self.pending == "sqlite" else None,
             max_pending=self.max_pending,
             window=window,
+            classes=None if self.classes is None else tuple(self.classes),
         )
+
+
+class LimitSettings(_Section):
+    """Bounds on each message; one beyond them is a dead letter (see docs/security.md)."""
+
+    max_id_length: int = Field(default=512, ge=1, description="characters in an id")
+    max_features: int = Field(default=10_000, ge=1, description="features in one sample")
+    max_abs_feature: float = Field(
+        default=1e100, gt=0, description="largest magnitude of a numeric feature"
+    )
+    max_meta_bytes: int = Field(default=65_536, ge=2, description="size of meta as JSON")
+    max_depth: int = Field(default=32, ge=1, description="nesting of lists/objects in meta")
+    max_abs_ts: float = Field(default=1e13, gt=0, description="largest magnitude of a ts")
+
 
 
 class CheckpointSettings(_Section):
@@ -162,6 +234,10 @@ class CheckpointSettings(_Section):
     keep: int = 3
     every: int = Field(default=50_000, description="messages between checkpoints")
     interval: float = Field(default=1.0, description="seconds between checkpoints")
+    key: SecretStr | None = Field(
+        default=None,
+        description="sign snapshots with HMAC-SHA256 under this key and refuse unsigned ones",
+    )
 
 
 class RuntimeSettings(_Section):
@@ -169,6 +245,12 @@ class RuntimeSettings(_Section):
 
     http_host: str = "0.0.0.0"
     http_port: int | None = 9108
+    http_timeout: float = Field(
+        default=5.0, gt=0, description="seconds a silent HTTP connection is kept"
+    )
+    http_max_connections: int = Field(
+        default=16, ge=1, description="HTTP connections served at once; more are closed"
+    )
     max_batch: int = 500
     poll_timeout: float = 0.5
     broker_timeout: float = 60.0
@@ -198,6 +280,7 @@ class Settings(BaseSettings):
     learner: LearnerSettings = LearnerSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
     service: RuntimeSettings = RuntimeSettings()
+    limits: LimitSettings = LimitSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -215,18 +298,27 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     def masked(self) -> dict[str, Any]:
-        """The settings as plain data, secrets replaced by ``**********``."""
+        """The settings as plain data, secrets replaced by ``**********``.
+
+        Besides the typed secrets, secret-looking keys of ``kafka.consumer`` and
+        ``kafka.producer`` and the password of a ``user:password@`` bootstrap address
+        are masked.
+        """
         data: dict[str, Any] = json.loads(self.model_dump_json())
+        kafka = data["kafka"]
+        kafka["bootstrap_servers"] = redact(kafka["bootstrap_servers"])
+        for name in ("consumer", "producer"):
+            kafka[name] = redact_options(kafka[name])
         return data
 
     def learner_identity(self) -> dict[str, Any]:
         """What a snapshot depends on: the learner settings and the input topics."""
+        # audit=0 and classes=None are left out so that older snapshots keep their hash.
+        unset = {"audit"} if not self.learner.audit else set()
+        if self.learner.classes is None:
+            unset.add("classes")
         return {
-            # audit=0 is left out so that older snapshots keep their hash.
-            "learner": self.learner.model_dump(
-                mode="json",
-                exclude={"max_pending"} | ({"audit"} if not self.learner.audit else set()),
-            ),
+            "learner": self.learner.model_dump(mode="json", exclude={"max_pending"} | unset),
             "topics": {"samples": self.topics.samples, "labels": self.topics.labels},
         }
 
@@ -259,6 +351,7 @@ def load_settings(
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"bad setting {where!r}: {first['msg']}") from None
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"bad setting {where!r}: {msg}") from None
     except ValueError as err:  # e.g. a malformed TOML file or environment value
         raise ConfigError(f"cannot read the settings: {err}") from None

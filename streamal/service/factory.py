@@ -25,6 +25,7 @@ from streamal import __version__
 from streamal.core.checkpoint import Checkpointer
 from streamal.core.protocol import Learner
 from streamal.core.spec import build_learner as build_from_spec
+from streamal.messages import Limits
 from streamal.service.config import KafkaSettings, Settings
 from streamal.service.loop import LoopPolicy, Service, Topics
 from streamal.service.metrics import Metrics
@@ -36,6 +37,7 @@ __all__ = [
     "build_transports",
     "config_hash",
     "kafka_client_options",
+    "limits",
     "loop_policy",
     "topics",
 ]
@@ -57,7 +59,7 @@ def build_learner(settings: Settings) -> Learner:
     pending_file = None
     if settings.learner.pending == "sqlite":
         path = settings.checkpoint.dir / "pending.sqlite"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         pending_file = str(path)
     return build_from_spec(settings.learner.to_spec(pending_file))
 
@@ -136,20 +138,38 @@ def loop_policy(settings: Settings) -> LoopPolicy:
     )
 
 
+def limits(settings: Settings) -> Limits:
+    """The message limits of the ``limits`` section."""
+    return Limits(**settings.limits.model_dump())
+
+
 def build_service(
     settings: Settings,
     registry: CollectorRegistry,
     source: Source | None = None,
     sink: Sink | None = None,
+    lock: bool = False,
 ) -> Service:
     """The whole service; Kafka transports unless ``source`` and ``sink`` are given.
 
     The learner is built first, so that a bad setting fails before any connection.
+    With ``lock``, the checkpoint directory is locked for this process first (a second
+    service on it is refused with a :class:`~streamal.exceptions.CheckpointError`).
     """
     learner = build_learner(settings)
-    checkpointer = Checkpointer(settings.checkpoint.dir, keep=settings.checkpoint.keep)
+    key = settings.checkpoint.key
+    checkpointer = Checkpointer(
+        settings.checkpoint.dir,
+        keep=settings.checkpoint.keep,
+        key=None if key is None else key.get_secret_value().encode(),
+        lock=lock,
+    )
     if source is None or sink is None:
-        source, sink = build_transports(settings)
+        try:
+            source, sink = build_transports(settings)
+        except BaseException:
+            checkpointer.close()
+            raise
     metrics = Metrics(registry)
     digest = config_hash(settings)
     metrics.build.info({"version": __version__, "config_hash": digest})
@@ -162,6 +182,7 @@ def build_service(
         loop_policy(settings),
         metrics,
         digest,
+        limits=limits(settings),
     )
     metrics.track_lag(source, lambda: service.offsets.positions)
     return service

@@ -8,6 +8,13 @@ applied; duplicates are ignored (and counted), labels for unknown or expired que
 go to dead letters. A message that cannot be decoded goes to dead letters with its
 reason, and processing goes on.
 
+One rule covers every message: whatever goes wrong with it, from decoding to the
+model's update, sends it to dead letters with a reason code and changes no state.
+Decoding, the :class:`~streamal.messages.Limits` and the learner's checks (a sample id
+already pending, a label outside the known classes or of another type) all run before
+anything changes; an exception the model raises on one message is caught here too
+(``model_error``). Only transport failures (the sink) stop the loop.
+
 Examples
 --------
 >>> from streamal.core.spec import LearnerSpec, build_learner
@@ -33,10 +40,15 @@ from prometheus_client import CollectorRegistry
 from streamal.core.learner import Decision, LabelOutcome
 from streamal.core.protocol import Learner
 from streamal.core.registry import strategy_name
-from streamal.exceptions import DecodeError
-from streamal.messages import Sample, decode_label, decode_sample
+from streamal.exceptions import DecodeError, MessageRejected, TransportError
+from streamal.messages import Limits, Sample, check_label, check_sample, decode_label, decode_sample
 from streamal.service.metrics import Metrics
-from streamal.service.outputs import classify, dead_letter, prediction_message
+from streamal.service.outputs import (
+    LABEL_DEAD_LETTER_BYTES,
+    classify,
+    dead_letter,
+    prediction_message,
+)
 from streamal.transports.base import Envelope, Sink
 
 __all__ = ["MessageHandler", "Topics"]
@@ -74,6 +86,8 @@ class MessageHandler:
         Metrics to update (a private registry when omitted).
     dead_letter_max_bytes
         Dead letters are cut to this size (see :mod:`streamal.service.outputs`).
+    limits
+        Bounds on each decoded message (:class:`~streamal.messages.Limits`).
     """
 
     def __init__(
@@ -83,6 +97,7 @@ class MessageHandler:
         topics: Topics,
         metrics: Metrics | None = None,
         dead_letter_max_bytes: int = 900_000,
+        limits: Limits | None = None,
     ) -> None:
         self.learner = learner
         self.sink = sink
@@ -90,6 +105,7 @@ class MessageHandler:
         self.metrics = Metrics(CollectorRegistry()) if metrics is None else metrics
         self._count_sample = self.metrics.counts.sample
         self.dead_letter_max_bytes = dead_letter_max_bytes
+        self.limits = Limits() if limits is None else limits
         #: Queries decided since the last checkpoint, in decision order.
         self.outbox: list[Outgoing] = []
 
@@ -101,13 +117,22 @@ class MessageHandler:
             self._on_label(env)
 
     def _on_sample(self, env: Envelope) -> None:
+        learner = self.learner
         try:
             sample = decode_sample(env.value or b"")
+            check_sample(sample, self.limits)
+            decision = learner.process(sample)
         except DecodeError as err:
             self._dead_letter(env, classify(env.value, err), str(err), "sample")
             return
-        learner = self.learner
-        decision = learner.process(sample)
+        except MessageRejected as err:
+            self._dead_letter(env, err.code, str(err), "sample")
+            return
+        except (TransportError, MemoryError):
+            raise
+        except Exception as err:  # the model or strategy raised on this sample
+            self._dead_letter(env, "model_error", f"{type(err).__name__}: {err}", "sample")
+            return
         self._count_sample(decision.score, decision.prediction is not None)
         if decision.queried:
             self._queue(sample, decision)
@@ -128,17 +153,29 @@ class MessageHandler:
     def _on_label(self, env: Envelope) -> None:
         try:
             label = decode_label(env.value or b"")
+            check_label(label, self.limits)
+            outcome = self.learner.apply(label)
         except DecodeError as err:
             self._dead_letter(env, classify(env.value, err), str(err), "label")
             return
-        outcome = self.learner.apply(label)
+        except MessageRejected as err:
+            self._dead_letter(env, err.code, str(err), "label")
+            return
+        except (TransportError, MemoryError):
+            raise
+        except Exception as err:  # raised before the learner changed anything
+            self._dead_letter(env, "model_error", f"{type(err).__name__}: {err}", "label")
+            return
         self.metrics.label(outcome.value, label.sample_id)
         if outcome in (LabelOutcome.UNKNOWN, LabelOutcome.EXPIRED):
             error = f"label for {outcome.value} query {label.sample_id!r}"
             self._dead_letter(env, f"label_{outcome.value}", error, "label")
 
     def _dead_letter(self, env: Envelope, reason: str, error: str, kind: str) -> None:
-        value, headers = dead_letter(env, reason, error, self.dead_letter_max_bytes)
+        limit = self.dead_letter_max_bytes
+        if reason.startswith("label_"):  # labels the learner could not use: keep them short
+            limit = min(limit, LABEL_DEAD_LETTER_BYTES)
+        value, headers = dead_letter(env, reason, error, limit)
         self.sink.send(self.topics.dead_letters, value, env.key, headers)
         self.metrics.dead_letter(reason, kind)
         if not reason.startswith("label_"):

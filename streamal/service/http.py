@@ -4,6 +4,11 @@
 orchestrator restarts a stuck process and routes nothing to one that is still restoring
 or cut off from its broker.
 
+The endpoint is bounded: at most ``max_connections`` requests are served at once (one
+thread each; a connection beyond them is closed at once), and a client that sends
+nothing for ``timeout`` seconds is disconnected, so idle or slow connections cannot pile
+up threads.
+
 Examples
 --------
 >>> from urllib.request import urlopen
@@ -36,6 +41,36 @@ __all__ = ["HttpServer"]
 Probe = Callable[[], tuple[bool, str]]
 
 
+class _BoundedServer(ThreadingHTTPServer):
+    """A threading server that serves at most ``slots`` connections at once."""
+
+    daemon_threads = True
+    request_queue_size = 128  # a burst of connections is accepted (and closed) quickly
+
+    def __init__(self, address: tuple[str, int], handler: Any, slots: int) -> None:
+        self._slots = threading.BoundedSemaphore(slots)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # full: close at once, spawn no thread
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that timed out or went away is not worth a traceback
+
+
 class HttpServer:
     """Serves metrics and probes from a daemon thread.
 
@@ -47,6 +82,10 @@ class HttpServer:
         Called per request; return ``(ok, reason)``.
     host, port
         Where to listen; port 0 picks a free port (see :attr:`port` after :meth:`start`).
+    timeout
+        Seconds a connection may stay silent (reading a request) before it is closed.
+    max_connections
+        Connections served at once; more are closed as they arrive.
     """
 
     def __init__(
@@ -56,12 +95,16 @@ class HttpServer:
         ready: Probe,
         host: str = "127.0.0.1",
         port: int = 9108,
+        timeout: float = 5.0,
+        max_connections: int = 16,
     ) -> None:
         self.registry = registry
         self.health = health
         self.ready = ready
         self.host = host
         self.port = port
+        self.timeout = timeout
+        self.max_connections = max_connections
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -70,6 +113,8 @@ class HttpServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = owner.timeout  # applied to the socket: a silent client is dropped
+
             def do_GET(self) -> None:  # noqa: N802 (the http.server name)
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
@@ -92,8 +137,7 @@ class HttpServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # scrapes every few seconds would flood the log
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
+        self._server = _BoundedServer((self.host, self.port), Handler, self.max_connections)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="streamal-http", daemon=True

@@ -21,6 +21,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from streamal.redact import RedactingFilter
+
 __all__ = ["JsonFormatter", "configure_logging"]
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -47,5 +49,6 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Log to stderr at ``level`` as ``text`` or ``json`` lines (unless logging is set up)."""
     handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())  # no user:password@ address reaches the log
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(_TEXT_FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler])

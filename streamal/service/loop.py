@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from streamal.core.checkpoint import Checkpointer, Snapshot
 from streamal.core.protocol import Learner
 from streamal.exceptions import CheckpointError, TransportError
+from streamal.messages import Limits
 from streamal.service.handlers import MessageHandler, Topics
 from streamal.service.health import BrokerWatch
 from streamal.service.metrics import Metrics
@@ -76,6 +77,8 @@ class Service:
         Hash of the learner settings; a snapshot with another hash is refused.
     clock
         Monotonic clock (seconds), injectable for tests.
+    limits
+        Bounds on each message (:class:`~streamal.messages.Limits`; defaults if omitted).
 
     Examples
     --------
@@ -106,6 +109,7 @@ class Service:
         metrics: Metrics | None = None,
         config_hash: str = "",
         clock: Callable[[], float] = time.monotonic,
+        limits: Limits | None = None,
     ) -> None:
         self.source = source
         self.sink = sink
@@ -115,7 +119,7 @@ class Service:
         self.policy = policy = LoopPolicy() if policy is None else policy
         self.metrics = Metrics(CollectorRegistry()) if metrics is None else metrics
         self.handler = MessageHandler(
-            learner, sink, topics, self.metrics, policy.dead_letter_max_bytes
+            learner, sink, topics, self.metrics, policy.dead_letter_max_bytes, limits
         )
         self.config_hash = config_hash
         self.clock = clock
@@ -249,7 +253,12 @@ class Service:
         try:
             self.source.close()
         finally:
-            self.sink.close(self.policy.flush_timeout if self.watch.reachable else 0.0)
+            try:
+                self.sink.close(self.policy.flush_timeout if self.watch.reachable else 0.0)
+            finally:
+                release = getattr(self.checkpointer, "close", None)
+                if release is not None:  # the directory's lock
+                    release()
 
     def __enter__(self) -> Service:
         return self

@@ -33,10 +33,10 @@ from typing import Any
 
 from streamal.core.learner import Decision
 from streamal.exceptions import DecodeError
-from streamal.messages import MAX_MESSAGE_BYTES
+from streamal.messages import MAX_MESSAGE_BYTES, NESTED_TOO_DEEPLY
 from streamal.transports.base import Envelope, Header
 
-__all__ = ["REASONS", "classify", "dead_letter", "prediction_message"]
+__all__ = ["LABEL_DEAD_LETTER_BYTES", "REASONS", "classify", "dead_letter", "prediction_message"]
 
 #: Dead-letter reason codes.
 REASONS = (
@@ -45,9 +45,18 @@ REASONS = (
     "invalid_json",  # not JSON at all
     "non_finite",  # NaN or infinity where a number must be finite
     "invalid_schema",  # JSON, but not a valid message (missing field, wrong type, version)
+    "too_deep",  # lists/objects nested beyond the limit
+    "limit_exceeded",  # an id, the meta or the feature count beyond its limit
+    "out_of_range",  # a feature or a ts beyond its limit
+    "unknown_class",  # a label outside the known classes, of another type, or one too many
+    "sample_pending",  # a sample whose id is already waiting for a label
+    "model_error",  # the model raised on this message (its state was left as it was)
     "label_unknown",  # a label for a sample that was never queried (or long forgotten)
     "label_expired",  # a label that came after its query's deadline
 )
+#: Dead letters of labels the learner could not use are cut to this size (a label is
+#: small: only a flood of large unknown labels would reach it).
+LABEL_DEAD_LETTER_BYTES = 4096
 
 
 class _NonFinite(ValueError):
@@ -74,13 +83,23 @@ def classify(value: bytes | None, err: DecodeError | None = None) -> str:
         return "empty"
     if len(value) > MAX_MESSAGE_BYTES:
         return "oversized"
+    text = "" if err is None else err.reason
+    if text == NESTED_TOO_DEEPLY:
+        return "too_deep"
     try:
         parsed = json.loads(value, parse_constant=_reject_constant)
     except _NonFinite:
         return "non_finite"
+    except RecursionError:  # nested beyond what the parser follows (pydantic stops at 200)
+        return "too_deep"
     except ValueError:  # includes UnicodeDecodeError
         return "invalid_json"
-    return "non_finite" if _has_non_finite(parsed) else "invalid_schema"
+    if text.startswith("not valid JSON"):  # the decoder is stricter (a lone surrogate...)
+        return "invalid_json"
+    try:
+        return "non_finite" if _has_non_finite(parsed) else "invalid_schema"
+    except RecursionError:
+        return "too_deep"
 
 
 def dead_letter(

@@ -27,6 +27,7 @@ from streamal.core.learner import ActiveLearner, Decision, LabelOutcome, Learner
 from streamal.core.pending import PendingEntry, PendingStore
 from streamal.core.protocol import Queried
 from streamal.core.registry import make_selector
+from streamal.exceptions import MessageRejected
 from streamal.messages import Label, Purpose, Query, Sample
 from streamal.strategies._features import FeatureScaler, RingBuffer
 from streamal.strategies.base import Strategy
@@ -167,6 +168,13 @@ class WindowLearner:
     def process(self, sample: Sample) -> Decision:
         """Predict and score ``sample`` now; buffer it; close the window when it is full."""
         learner = self.learner
+        if sample.id in learner.pending:
+            raise MessageRejected(
+                "sample_pending", f"sample {sample.id!r} is already waiting for its label"
+            )
+        x = sample.x
+        # Prediction and score first: if the model raises, nothing has changed yet.
+        proba, prediction, score = learner.assess(x)
         now = learner.arrive(sample)
         if (
             self.seconds is not None
@@ -174,8 +182,6 @@ class WindowLearner:
             and now - self._opened_at >= self.seconds
         ):
             self._close(now)
-        x = sample.x
-        proba, prediction, score = learner.assess(x)
         members = member_probas(learner.model, x) if self._selector.needs_members else []
         self._scaler.learn(x)
         decision = Decision(

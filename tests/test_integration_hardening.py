@@ -1,0 +1,157 @@
+"""Hostile messages through a real broker into ``streamal serve`` (issue 14, item 10).
+
+2,400 messages of the fuzz generator's kinds (``tests/_hostile.py``: deep JSON, huge
+numbers, absurd clocks, third classes, repeated ids, garbage, oversized...) are
+produced to a tansu broker; one ``streamal serve`` subprocess must consume them all
+without exiting, account for each (decided, a label outcome, or a dead letter with a
+known reason), and stop gracefully with its budget and pending bounds intact.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamal.core.checkpoint import Checkpointer
+from streamal.service.outputs import REASONS
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+ROLES = ("samples", "labels", "queries", "dead_letters", "predictions")
+COUNT = 2_400
+RATE = 0.2
+
+
+def _load_hostile() -> Any:
+    path = Path(__file__).with_name("_hostile.py")
+    spec = importlib.util.spec_from_file_location("streamal_tests_hostile", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        return str(reply.read().decode())
+
+
+def _sum(text: str, name: str) -> float:
+    return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
+def test_hostile_stream_through_serve(kafka_broker: Any, kafka_topics: Any, tmp_path: Path) -> None:
+    from kafka import KafkaProducer
+
+    hostile = _load_hostile()
+    topics = dict(zip(ROLES, kafka_topics(*ROLES, partitions=1), strict=True))
+    producer = KafkaProducer(
+        bootstrap_servers=kafka_broker.bootstrap,
+        max_request_size=4 << 20,
+        **kafka_broker.producer_settings,
+    )
+    kinds: Counter[str] = Counter()
+    sent = Counter[str]()
+    for kind, role, value in hostile.hostile_stream(COUNT, seed=5, oversized_every=800):
+        kinds[kind] += 1
+        sent[role] += 1
+        producer.send(topics[role], value, key=kind.encode())  # a tombstone needs a key
+    producer.flush(30)
+    producer.close(5)
+    assert len(kinds) >= 30
+
+    state = tmp_path / "state"
+    env = kafka_broker.env(
+        KAFKA__GROUP_ID=topics["samples"] + "-svc",
+        LEARNER__MODEL="logreg",
+        LEARNER__RATE=str(RATE),
+        LEARNER__TTL="500",
+        LEARNER__MAX_PENDING="300",
+        LEARNER__CLASSES="[true, false]",
+        LIMITS__MAX_FEATURES="64",
+        LIMITS__MAX_META_BYTES="4096",
+        CHECKPOINT__KEY="integration-key",
+        CHECKPOINT__INTERVAL="0.5",
+        SERVICE__HTTP_HOST="127.0.0.1",
+        **{f"TOPICS__{role.upper()}": topics[role] for role in ROLES},
+    )
+    log = tmp_path / "serve.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamal", "serve", "--checkpoint-dir", str(state)]
+            + ["--http-port", "0"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+
+        def port() -> int | None:
+            assert proc.poll() is None, log.read_text()
+            found = re.search(r"on http://[0-9.]+:(\d+)", log.read_text())
+            return int(found.group(1)) if found else None
+
+        http = _wait(port, 60, "the HTTP port")
+
+        def consumed() -> bool:
+            assert proc.poll() is None, f"serve exited:\n{log.read_text()[-3000:]}"
+            return _sum(_metrics(http), "streamal_messages_consumed_total") >= COUNT
+
+        _wait(consumed, 240, "every message consumed")
+        text = _metrics(http)
+        assert _sum(text, "streamal_messages_consumed_total") == COUNT
+        dead = _sum(text, "streamal_dead_letters_total")
+        reasons = dict(
+            (m[0], float(m[1]))
+            for m in re.findall(
+                r'^streamal_dead_letters_total{reason="([^"]+)"} (\S+)$', text, re.M
+            )
+        )
+        assert set(reasons) <= set(REASONS)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert "Traceback" not in log.read_text()
+
+    letters = kafka_broker.read(topics["dead_letters"], count=int(dead), timeout=30)
+    assert len(letters) == dead
+    assert Counter(dict(r.headers)["streamal.reason"].decode() for r in letters) == reasons
+
+    snap = Checkpointer(state, key=b"integration-key").load()
+    assert snap is not None
+    learner = snap.learner
+    stats = learner.stats
+    # Every sample is decided once or dead-lettered; every label is applied, a duplicate
+    # or dead-lettered (unknown and expired labels included).
+    sources = Counter(dict(r.headers)["streamal.source"].decode().split("/")[0] for r in letters)
+    assert stats.seen + sources[topics["samples"]] == sent["samples"]
+    assert stats.applied + stats.duplicate + sources[topics["labels"]] == sent["labels"]
+    assert learner.budget.spent <= RATE * learner.budget.seen + 1e-9
+    assert len(learner.pending) <= 300
+    assert reasons.get("too_deep", 0) > 0 and reasons.get("unknown_class", 0) > 0
+    print(f"serve: {COUNT} messages, {len(kinds)} kinds, {dict(reasons)}", file=sys.stderr)
