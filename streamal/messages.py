@@ -351,9 +351,6 @@ class Limits:
     max_abs_ts: float = 1e13
 
 
-_NUMBER = (int, float)
-
-
 def _check_meta(meta: dict[str, Any], limits: Limits) -> None:
     # An explicit stack: a deep structure cannot exhaust the interpreter's.
     stack: list[tuple[Any, int]] = [(meta, 1)]
@@ -396,13 +393,23 @@ def check_sample(sample: Sample, limits: Limits) -> None:
         raise MessageRejected("limit_exceeded", f"{len(x)} features (limit {limits.max_features})")
     top = limits.max_abs_feature
     low = -top
-    for name, v in x.items():
-        if v.__class__ in _NUMBER and not low <= v <= top:
-            shown = f"{v:g}" if isinstance(v, float) else f"an integer of {len(str(v))} digits"
-            raise MessageRejected("out_of_range", f"feature {name!r} = {shown} is beyond +-{top:g}")
-    _check_ts(sample.ts, limits)
+    values: Any = x.values()  # checked by class below (faster than isinstance)
+    for v in values:  # the per-sample path: names are looked up only on failure
+        kind = v.__class__
+        if (kind is float or kind is int) and (v > top or v < low):
+            _out_of_range(x, low, top)
+    ts = sample.ts
+    if ts is not None and not -limits.max_abs_ts <= ts <= limits.max_abs_ts:
+        _check_ts(ts, limits)
     if sample.meta:
         _check_meta(sample.meta, limits)
+
+
+def _out_of_range(x: dict[str, Any], low: float, top: float) -> None:
+    for name, v in x.items():
+        if isinstance(v, float | int) and not isinstance(v, bool) and not low <= v <= top:
+            shown = f"{v:g}" if isinstance(v, float) else f"an integer of {len(str(v))} digits"
+            raise MessageRejected("out_of_range", f"feature {name!r} = {shown} is beyond +-{top:g}")
 
 
 def check_label(label: Label, limits: Limits) -> None:

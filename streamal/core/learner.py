@@ -497,8 +497,11 @@ class ActiveLearner:
         """
         sample_id = label.sample_id
         y = label.y
+        pending = self.pending
+        if sample_id not in pending:  # nothing would be learned: the class does not matter
+            return self._closed_outcome(sample_id)
         self.check_label(y)
-        entry = self.pending.pop(sample_id)
+        entry = pending.pop(sample_id)
         if entry is None:
             return self._closed_outcome(sample_id)
         if entry.expires_at < self._now:

@@ -104,6 +104,9 @@ def build_transports(settings: Settings) -> tuple[Source, Sink]:
         "max_poll_interval_ms": kafka.max_poll_interval_ms,
         "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
         "bootstrap_timeout_ms": bootstrap_ms,
+        # A topic created after the service started is seen within 10 s (kafka-python's
+        # default of 5 minutes left such a service idle for minutes).
+        "metadata_max_age_ms": 10_000,
         **kafka.consumer,
     }
     producer = {"max_block_ms": kafka.max_block_ms, "bootstrap_timeout_ms": bootstrap_ms}

@@ -34,6 +34,9 @@ __all__ = ["LoopPolicy", "Service", "Topics", "tune_gc"]
 
 log = logging.getLogger("streamal.service")
 
+#: Seconds without a samples partition before the loop says it is waiting, and between
+#: two such notes.
+WAIT_NOTE_AFTER, WAIT_NOTE_EVERY = 10.0, 30.0
 #: Allocations between two collections of the young generation (Python's default: 700).
 GC_YOUNG_THRESHOLD = 10_000
 _gc_tuned = False
@@ -136,6 +139,11 @@ class Service:
         self._callback_error: BaseException | None = None
         self._since_commit = 0
         self._last_commit = clock()
+        #: Partitions assigned to this member (kept from the rebalance callbacks, so that
+        #: the HTTP thread never touches the consumer).
+        self._assigned: set[TopicPartition] = set()
+        self._subscribed_at: float | None = None
+        self._next_wait_note = 0.0
 
     @property
     def learner(self) -> Learner:
@@ -153,12 +161,36 @@ class Service:
         return True, "ok"
 
     def readiness(self) -> tuple[bool, str]:
-        """Readiness: snapshot restored and broker reachable."""
+        """Readiness: snapshot restored, broker reachable, a samples partition assigned."""
         if not self.restored:
             return False, "restoring the snapshot"
         if not self.watch.reachable:
             return False, "broker unreachable"
-        return (False, "the loop failed") if self._failed else (True, "ok")
+        if self._failed:
+            return False, "the loop failed"
+        if self._subscribed and not self._samples_assigned():
+            return False, f"no partition of {self._topics.samples} assigned yet"
+        return True, "ok"
+
+    def _samples_assigned(self) -> bool:
+        samples = self._topics.samples
+        return any(topic == samples for topic, _ in list(self._assigned))
+
+    def _note_waiting(self) -> None:
+        """Say so, every 30 s, while no samples partition is assigned (after 10 s)."""
+        since = self._subscribed_at
+        if since is None or self._samples_assigned():
+            return
+        now = self.clock()
+        if now - since >= WAIT_NOTE_AFTER and now >= self._next_wait_note:
+            self._next_wait_note = now + WAIT_NOTE_EVERY
+            log.warning(
+                "no partition of %s assigned after %.0f s: waiting for the group to form "
+                "or the topic to be created (does it exist? are there more members than "
+                "partitions?)",
+                self._topics.samples,
+                now - since,
+            )
 
     def restore(self) -> Snapshot | None:
         """Load the newest snapshot, if any, and re-publish its outbox (once per service)."""
@@ -204,6 +236,7 @@ class Service:
         if not self._subscribed:
             self.source.subscribe([self.topics.samples, self.topics.labels], self)
             self._subscribed = True
+            self._subscribed_at = self.clock()
         started, processed = self.clock(), 0
         self._running = True
         try:
@@ -219,6 +252,8 @@ class Service:
                     processed += len(batch)
                 self._maybe_checkpoint()
                 self.watch.observe(bool(batch))
+                if not batch:
+                    self._note_waiting()
                 if timeout is not None and self.clock() - started >= timeout:
                     break
         except BaseException:
@@ -338,6 +373,7 @@ class Service:
     # -- rebalance listener (called inside source.poll) ----------------------------
     def on_revoked(self, partitions: list[TopicPartition]) -> None:
         """Checkpoint before the partitions go (errors are raised after the poll)."""
+        self._assigned.difference_update(partitions)
         try:
             if not self._failed:
                 self.checkpoint()
@@ -346,6 +382,7 @@ class Service:
 
     def on_assigned(self, partitions: list[TopicPartition]) -> None:
         """Seek to the snapshot's offsets; start re-created topics from the beginning."""
+        self._assigned.update(partitions)
         try:
             kinds = {self.topics.samples: "sample", self.topics.labels: "label"}
             for topic, _ in self.offsets.assign(self.source, partitions):

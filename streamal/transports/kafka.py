@@ -32,6 +32,7 @@ from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTopicPartition
 
 from streamal.exceptions import TransportError
+from streamal.redact import redact
 from streamal.transports.base import Envelope, Header, RebalanceListener, TopicPartition
 
 __all__ = [
@@ -98,20 +99,35 @@ def connect_any(servers: str | Sequence[str], timeout: float) -> None:
     raise TransportError(f"cannot connect to {'; '.join(errors) or 'no bootstrap server'}")
 
 
-def wait_for_broker(servers: str | Sequence[str], timeout: float) -> None:
+def wait_for_broker(
+    servers: str | Sequence[str], timeout: float, progress_every: float = 5.0
+) -> None:
     """Wait until one of ``servers`` accepts a TCP connection, for at most ``timeout`` s.
 
     The Kafka clients are only built once this passes: kafka-python leaks its sockets
-    when its constructor gives up on an unreachable broker.
+    when its constructor gives up on an unreachable broker. While it waits, a warning
+    says so every ``progress_every`` seconds (``serve``, ``produce`` and ``annotate``
+    would otherwise sit silent).
     """
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
+    next_note = started + progress_every
     while True:
         try:
             connect_any(servers, min(1.0, timeout))
             return
-        except TransportError:
-            if time.monotonic() >= deadline:
+        except TransportError as err:
+            now = time.monotonic()
+            if now >= deadline:
                 raise
+            if now >= next_note:
+                next_note = now + progress_every
+                log.warning(
+                    "waiting for the Kafka broker (%.0f s so far, giving up after %.0f s): %s",
+                    now - started,
+                    timeout,
+                    redact(str(err)),
+                )
             time.sleep(0.2)
 
 
