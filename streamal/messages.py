@@ -277,6 +277,8 @@ def decode(data: bytes | str, kind: type[M], *, max_bytes: int = MAX_MESSAGE_BYT
 
 
 _validate_sample = Sample.__pydantic_validator__.validate_json
+_validate_wire_sample = _WireSample.__pydantic_validator__.validate_json
+_sample_from_fields = Sample.__pydantic_validator__.validate_python
 
 
 def decode_sample(data: bytes | str) -> Sample:
@@ -295,10 +297,15 @@ def decode_sample(data: bytes | str) -> Sample:
             return sample
         except ValidationError:
             pass
-    # Not a plain sample: one with null or boolean features, or a bad message (then
-    # decode raises the DecodeError that says what is wrong).
-    wire = decode(data, _WireSample)
-    return Sample.model_construct(**{name: getattr(wire, name) for name in Sample.model_fields})
+        # Not a plain sample: one with null or boolean features (cleaned by the wire
+        # model, then a Sample), or a bad message.
+        try:
+            sample = _sample_from_fields(_validate_wire_sample(data).__dict__)
+            return sample
+        except ValidationError:
+            pass
+    wire = decode(data, _WireSample)  # raises the DecodeError that says what is wrong
+    return Sample(**wire.__dict__)
 
 
 def decode_query(data: bytes | str) -> Query:
