@@ -83,6 +83,23 @@ class LearnerStats:
     outcomes: dict[str, int] = field(default_factory=dict)
     #: Queries closed without a label because their deadline passed (TTL or late label).
     expired_queries: int = 0
+    #: Labels learned by :meth:`ActiveLearner.warm_start` (before or beside the stream).
+    warm_start: int = 0
+    #: Of those, how many were charged to the label budget.
+    warm_start_charged: int = 0
+
+
+def _charge(budget: BudgetManager, n: int) -> None:
+    """Count ``n`` labels bought outside the stream as spent by ``budget`` (and its inner).
+
+    Only the cumulative guard hears of them (they were bought at no arrival, so no
+    sliding window holds them); a wrapper's inner manager is charged too, so that its
+    own guards agree with the wrapper's.
+    """
+    manager: Any = budget
+    while manager is not None:
+        manager._spent += n
+        manager = getattr(manager, "_inner", None)
 
 
 class _RecentIds:
@@ -237,6 +254,8 @@ class ActiveLearner:
         self._audit_rng = random.Random(seed)
         self._audit_owed = 0
         self._evaluation = LabelEvaluation()
+        #: Warm starts done, by the name they were given: name → labels learned.
+        self.warm_starts: dict[str, int] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Learners pickled before the audit slice existed have none.
@@ -247,9 +266,11 @@ class ActiveLearner:
         state.setdefault("_audit_owed", 0)
         state.setdefault("_evaluation", state.pop("evaluation", None) or LabelEvaluation())
         state.setdefault("_applied", [])
+        state.setdefault("warm_starts", {})
         self.__dict__.update(state)
-        if not hasattr(self.stats, "expired_queries"):
-            self.stats.expired_queries = 0
+        for name in ("expired_queries", "warm_start", "warm_start_charged"):
+            if not hasattr(self.stats, name):
+                setattr(self.stats, name, 0)
 
     @property
     def evaluation(self) -> LabelEvaluation:
@@ -430,8 +451,49 @@ class ActiveLearner:
         """Apply ``label``; ``True`` if the model learned from it (see :meth:`apply`)."""
         return self.apply(label) is LabelOutcome.APPLIED
 
-    def warm_start(self, labelled: Iterable[Sample | tuple[dict[str, Any], Any]]) -> int:
-        """Learn from already-labelled samples before the stream starts; return how many."""
+    def warm_start(
+        self,
+        labelled: Iterable[Sample | tuple[dict[str, Any], Any]],
+        *,
+        charge: bool = False,
+        name: str | None = None,
+    ) -> int:
+        """Learn from already-labelled samples before (or beside) the stream; return how many.
+
+        A cure for the cold start: the first queries are then decided by a model that
+        already knows something. The labels are counted apart, in
+        ``stats.warm_start``, and are *not* charged to the label budget unless
+        ``charge`` is true; charged labels count as spent, so the manager's guards hold
+        for the warm-start and stream labels together (after ``n`` arrivals at most
+        ``floor(rate · n)`` labels in all: with ``N`` charged labels the stream's first
+        query comes after about ``N / rate`` arrivals).
+
+        Parameters
+        ----------
+        labelled
+            :class:`Sample` with their ``y``, or ``(x, y)`` pairs.
+        charge
+            Count the labels as spent from the budget.
+        name
+            A name for this warm start (a file, a topic). A learner that already did a
+            warm start of this name learns nothing and returns 0, so that a service
+            restarted from a snapshot does not learn the same data twice
+            (:attr:`warm_starts` travels in the snapshot).
+
+        Examples
+        --------
+        >>> from streamal import ActiveLearner, Sample, budgets, models, strategies
+        >>> learner = ActiveLearner(
+        ...     models.build_model("logreg"), strategies.Entropy(), budgets.VariableThreshold(0.1)
+        ... )
+        >>> seed = [({"a": float(i % 2)}, i % 2 == 0) for i in range(20)]
+        >>> learner.warm_start(seed, name="seed.jsonl"), learner.warm_start(seed, name="seed.jsonl")
+        (20, 0)
+        >>> learner.stats.warm_start, learner.budget.spent, learner.warm_starts
+        (20, 0, {'seed.jsonl': 20})
+        """
+        if name is not None and name in self.warm_starts:
+            return 0
         n = 0
         for item in labelled:
             if isinstance(item, Sample):
@@ -441,6 +503,12 @@ class ActiveLearner:
             else:
                 self._update(item[0], item[1])
             n += 1
+        self.stats.warm_start += n
+        if charge and n:
+            _charge(self.budget, n)
+            self.stats.warm_start_charged += n
+        if name is not None:
+            self.warm_starts[name] = n
         return n
 
     def _update(self, x: dict[str, Any], y: Any) -> None:

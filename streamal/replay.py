@@ -11,6 +11,7 @@ wraps it; :func:`run` and :func:`compare` build everything from specs, as the CL
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -46,6 +47,7 @@ __all__ = [
     "plan",
     "replay",
     "run",
+    "warm_start_data",
 ]
 
 #: Window of the moving accuracy in learning curves, in samples.
@@ -171,6 +173,10 @@ class ReplayResult:
     #: since the start): what an operator sees live, to compare with ``accuracy``.
     estimates: dict[str, float | int | None] = field(default_factory=dict)
     audit: float = 0.0
+    #: Labels learned by the warm start before the stream (not in ``labels_used``).
+    warm_start_labels: int = 0
+    #: Whether the warm-start labels were charged to the budget.
+    warm_start_charged: bool = False
 
     def summary(self) -> dict[str, Any]:
         """The result as a JSON-ready dict, without the curve."""
@@ -252,6 +258,13 @@ class ReplayConfig:
     window: int | None = None
     selector: str = "topk"
     audit: float = 0.0
+    #: Labelled source learned before the stream (a file or any source spec).
+    warm_start: str | None = None
+    #: Learn only the first this many rows of ``warm_start``; without ``warm_start``,
+    #: the first this many rows of ``source`` are learned and the replay starts after them.
+    warm_start_first: int | None = None
+    #: Charge the warm-start labels to the budget.
+    warm_start_charge: bool = False
 
 
 def build_learner(
@@ -274,11 +287,40 @@ def build_learner(
     )
 
 
-def _limited(stream: Iterable[Sample], limit: int | None) -> Iterator[Sample]:
-    for i, sample in enumerate(stream):
+def _limited(
+    stream: Iterable[Sample], limit: int | None, skip: int = 0
+) -> Iterator[Sample]:
+    for i, sample in enumerate(itertools.islice(stream, skip, None)):
         if limit is not None and i >= limit:
             return
         yield sample
+
+
+def warm_start_data(config: ReplayConfig) -> tuple[list[Sample], int]:
+    """The warm-start samples of ``config`` and how many rows of the source they take.
+
+    Examples
+    --------
+    >>> seed, skip = warm_start_data(ReplayConfig("synth:SEA:n=500", warm_start_first=50))
+    >>> len(seed), skip, seed[0].y is not None
+    (50, 50, True)
+    """
+    first = config.warm_start_first
+    if first is not None and first < 0:
+        raise ConfigError(f"warm_start_first must be at least 0, got {first}")
+    if config.warm_start is None:
+        if first is None:
+            return [], 0
+        source = open_source(config.source, target=config.target, time=config.time,
+                             seed=config.seed)
+        return list(itertools.islice(source, first)), first
+    source = open_source(config.warm_start, target=config.target, time=config.time,
+                         seed=config.seed)
+    rows = list(itertools.islice(source, first))
+    for sample in rows:
+        if sample.y is None:
+            raise ConfigError(f"warm-start sample {sample.id!r} in {config.warm_start} has no y")
+    return rows, 0
 
 
 def run(
@@ -292,6 +334,9 @@ def run(
     audit = config.audit if spec.budget != "full" else 0.0
     learner: Any = build_learner(config.model, spec.strategy, spec.budget, spec.rate,
                                  config.seed, config.ttl, audit)
+    seed, skip = warm_start_data(config)
+    if seed:
+        learner.warm_start(seed, charge=config.warm_start_charge and spec.budget != "full")
     if config.window is not None and spec.budget != "full":
         if audit:
             raise ConfigError("the audit slice is not available in window mode")
@@ -299,7 +344,7 @@ def run(
 
         learner = WindowLearner(learner, config.selector, window=config.window, seed=config.seed)
     oracle = SimulatedOracle(config.delay, noise=config.noise, seed=config.seed)
-    final, curve = replay(_limited(source, config.limit), learner, oracle, config.step,
+    final, curve = replay(_limited(source, config.limit, skip), learner, oracle, config.step,
                           on_progress)
     stats = learner.stats
     return ReplayResult(
@@ -314,6 +359,8 @@ def run(
         curve=curve,
         estimates=getattr(learner, "learner", learner).evaluation.summary(),
         audit=audit,
+        warm_start_labels=len(seed),
+        warm_start_charged=bool(seed) and config.warm_start_charge and spec.budget != "full",
     )
 
 

@@ -127,6 +127,24 @@ class LearnerSettings(_Section):
     audit: float = Field(
         default=0.0, ge=0.0, le=1.0, description="share of the budget for the audit slice"
     )
+    warm_start: str | None = Field(
+        default=None,
+        description="labelled JSONL/CSV file learned once before the first decision",
+    )
+    warm_start_topic: str | None = Field(
+        default=None,
+        description="Kafka topic of labelled samples, read once from its beginning to its "
+        "end at start-up and learned before the first decision",
+    )
+    warm_start_first: int | None = Field(
+        default=None, ge=0, description="learn only the first N warm-start samples"
+    )
+    warm_start_charge: bool = Field(
+        default=False, description="charge the warm-start labels to the label budget"
+    )
+
+
+_WARM_START = ("warm_start", "warm_start_topic", "warm_start_first", "warm_start_charge")
 
 
 class CheckpointSettings(_Section):
@@ -196,10 +214,12 @@ class Settings(BaseSettings):
     def learner_identity(self) -> dict[str, Any]:
         """What a snapshot depends on: the learner settings and the input topics."""
         return {
-            # audit=0 is left out so that older snapshots keep their hash.
+            # audit=0 is left out so that older snapshots keep their hash; the warm
+            # start is data learned once (the snapshot records it), not the learner's shape.
             "learner": self.learner.model_dump(
                 mode="json",
-                exclude={"max_pending"} | ({"audit"} if not self.learner.audit else set()),
+                exclude={"max_pending", *_WARM_START}
+                | ({"audit"} if not self.learner.audit else set()),
             ),
             "topics": {"samples": self.topics.samples, "labels": self.topics.labels},
         }

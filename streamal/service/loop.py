@@ -78,6 +78,10 @@ class Service:
         Hash of the learner settings; a snapshot with another hash is refused.
     clock
         Monotonic clock (seconds), injectable for tests.
+    warm_start
+        Run on the learner once it is restored (or new), before the first decision:
+        learns the warm-start data unless the learner did already
+        (:mod:`streamal.service.warm`).
 
     Examples
     --------
@@ -108,6 +112,7 @@ class Service:
         metrics: Metrics | None = None,
         config_hash: str = "",
         clock: Callable[[], float] = time.monotonic,
+        warm_start: Callable[[Any], int] | None = None,
     ) -> None:
         self.source = source
         self.sink = sink
@@ -123,6 +128,7 @@ class Service:
         )
         self.config_hash = config_hash
         self.clock = clock
+        self.warm_start = warm_start
         self.offsets = Offsets()
         self.restored = False
         self.last_beat = clock()
@@ -189,6 +195,8 @@ class Service:
             )
         else:
             log.info("no snapshot in %s: starting a new model", self.checkpointer.directory)
+        if self.warm_start is not None:
+            self.warm_start(self.learner)
         self.restored = True
         self.metrics.observe_learner(self.learner)
         return snap
