@@ -219,5 +219,5 @@ register_budget(
 register_budget(
     "drift_aware",
     budgets.DriftAware,
-    "ADWIN on the labelled error; after a drift spend more for a while, then pay it back",
+    "Page-Hinkley on the labelled error; after a drift spend more for a while, then pay it back",
 )
