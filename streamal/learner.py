@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import math
-import random
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import Any, NamedTuple
 
 from pydantic_core import to_json
 
+from streamal.audit import AuditPlan
 from streamal.budgets.base import BudgetManager
 from streamal.evaluation import LabelEvaluation
 from streamal.messages import SCHEMA_VERSION, Label, Query, Sample
@@ -21,9 +21,6 @@ from streamal.strategies.base import Strategy
 __all__ = ["ActiveLearner", "Decision", "LabelOutcome", "LearnerStats"]
 
 _INF = math.inf
-#: Audit draws waiting for a label the guards allow (bounded so that a manager that
-#: never leaves a label free cannot make the debt grow forever; the guards still pace it).
-_MAX_AUDIT_OWED = 1000
 
 
 class LabelOutcome(enum.StrEnum):
@@ -184,12 +181,14 @@ class ActiveLearner:
         How many closed query ids are remembered to tell duplicate and expired labels
         from unknown ones.
     audit
-        Share of the label budget spent on an **audit slice**: arrivals drawn uniformly
-        at random (probability ``audit * budget.rate`` each), queried with
-        ``purpose="audit"`` whatever their score. They count inside the same budget (the
-        manager's guards hold for the sum) and give an unbiased accuracy estimate
-        (:attr:`evaluation`). A draw made while the guards leave no label is served by
-        the next arrival they allow, before the manager may spend on it. ``0`` (the
+        Share of the label budget spent on an **audit slice**: one arrival in every
+        block of ``K = round(1 / (audit * budget.rate))``, at a uniformly drawn position
+        (:class:`~streamal.audit.AuditPlan`), queried with ``purpose="audit"`` whatever
+        its score, the model or the guards. They count inside the same budget: the
+        manager is held back so that the guards hold for the sum and never refuse an
+        audit. Their accuracy is an unbiased estimate of the stream's
+        (:attr:`evaluation`); every query also carries its inclusion probability
+        (``propensity``), which makes the IPW estimate use every label. ``0`` (the
         default) draws nothing and changes no decision.
     seed
         Seed of the audit draws.
@@ -210,7 +209,8 @@ class ActiveLearner:
     >>> learner.apply(Label(sample_id="1", y=True)).value
     'duplicate'
 
-    With an audit slice, some queries are random picks marked ``purpose="audit"``:
+    With an audit slice, some queries are random picks marked ``purpose="audit"`` (the
+    manager keeps one label in hand for the next audit):
 
     >>> audited = ActiveLearner(
     ...     models.build_model("logreg"), strategies.Entropy(),
@@ -218,7 +218,7 @@ class ActiveLearner:
     ... )
     >>> decisions = [audited.process(Sample(id=str(i), x={"a": 1.0})) for i in range(40)]
     >>> sorted({d.purpose for d in decisions if d.queried}), sum(d.queried for d in decisions)
-    (['audit', 'learn'], 20)
+    (['audit', 'learn'], 19)
     """
 
     def __init__(
@@ -251,8 +251,9 @@ class ActiveLearner:
         self._applied: list[tuple[str, str, bool, float | None]] = []
         self._now = 0.0
         self._next_deadline: float | None = None
-        self._audit_rng = random.Random(seed)
-        self._audit_owed = 0
+        self._audit_plan = (
+            AuditPlan(audit, budget.rate, budget.window, seed) if audit else None
+        )
         self._evaluation = LabelEvaluation()
         #: Warm starts done, by the name they were given: name → labels learned.
         self.warm_starts: dict[str, int] = {}
@@ -262,8 +263,16 @@ class ActiveLearner:
         state.setdefault("audit", 0.0)
         state.setdefault("seed", None)
         state.setdefault("remember", 100_000)
-        state.setdefault("_audit_rng", random.Random(None))
-        state.setdefault("_audit_owed", 0)
+        if "_audit_plan" not in state:  # pickled before the audit plan: start one now
+            plan = None
+            if state["audit"]:
+                budget = state["budget"]
+                plan = AuditPlan(state["audit"], budget.rate, budget.window, state["seed"])
+                plan._next_block = math.ceil(state["stats"].seen / plan.period)
+                plan.manager_spent = budget.spent
+            state["_audit_plan"] = plan
+        state.pop("_audit_rng", None)
+        state.pop("_audit_owed", None)
         state.setdefault("_evaluation", state.pop("evaluation", None) or LabelEvaluation())
         state.setdefault("_applied", [])
         state.setdefault("warm_starts", {})
@@ -352,25 +361,45 @@ class ActiveLearner:
         )
 
     def _decide_audited(self, score: float, now: float) -> tuple[bool, str, float | None]:
-        """The decision when an audit slice is on: (queried, purpose, propensity)."""
-        budget = self.budget
-        audit = self.audit
-        if self._audit_rng.random() < audit * budget.rate:
-            self._audit_owed = min(self._audit_owed + 1, _MAX_AUDIT_OWED)
-        if not self._audit_owed:
-            queried = budget.decide(score, now, len(self.pending))
-            return queried, "learn", budget.last_probability
-        # An audit query: the manager sees the arrival but may not spend on it, and the
-        # label is bought if the guards leave one (else the next arrival tries). The
-        # draw came first and the guards depend only on the past, so the choice never
-        # looks at this sample. Where the guards say no, the manager could not have
-        # spent either, so its decisions are unchanged.
+        """The decision when an audit slice is on: (queried, purpose, propensity).
+
+        Whether the arrival is audited comes from the :class:`~streamal.audit.AuditPlan`
+        (drawn ahead, blind to the stream). The manager decides first, held back by the
+        plan so that every audit finds a label; an audited arrival is then labelled
+        whatever the manager decided. ``propensity`` is the probability that this
+        arrival was queried given the past: ``1/K + (1 - 1/K) · p``, with ``p`` the
+        manager's query probability (its :attr:`last_probability`, else 1 if it chose
+        the arrival and 0 if not, exact for deterministic managers).
+        """
+        budget, plan = self.budget, self._audit_plan
+        assert plan is not None
+        n = self.stats.seen
+        audited = plan.is_audit(n)
         waiting = len(self.pending)
-        budget.decide(score, now, waiting, allowed=False)
-        if budget.spend_extra(now, waiting):
-            self._audit_owed -= 1
-            return True, "audit", audit * budget.rate
-        return False, "learn", audit * budget.rate
+        credit = getattr(budget, "credit", None)
+        cap = getattr(budget, "window_cap", None)
+        gate = plan.manager_allowed(
+            n,
+            cap() if cap is not None else max(1, math.floor(budget.rate * budget.window + 1e-9)),
+            credit() if credit is not None else 0.0,
+        )
+        chosen = budget.decide(score, now, waiting, allowed=gate)
+        p = budget.last_probability
+        if not budget.last_allowed:
+            p = 0.0
+        elif p is None:
+            p = 1.0 if chosen else 0.0
+        q = plan.probability
+        propensity = q + (1.0 - q) * p
+        if audited:
+            if chosen or budget.spend_extra(now, waiting):
+                plan.served += 1
+                return True, "audit", propensity
+            plan.refused += 1
+            return False, "learn", propensity
+        if chosen:
+            plan.manager_spends(n)
+        return chosen, "learn", propensity
 
     def _put(self, entry: PendingEntry) -> None:
         """Keep a queried arrival pending: close the query it evicts, track its deadline."""
