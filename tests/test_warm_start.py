@@ -197,6 +197,7 @@ def test_build_service_wires_the_warm_start(tmp_path: Path) -> None:
     service.restore()
     assert service.learner.stats.warm_start_charged == 30
     assert service.learner.budget.spent == 30
+    assert service.metrics.registry.get_sample_value("streamal_warm_start_labels") == 30
 
 
 @pytest.mark.kafka

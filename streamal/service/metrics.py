@@ -134,6 +134,13 @@ class Metrics:
             f"Labels bought per sample over (at least) the last {RATE_WINDOW} samples.",
         )
         self.audit_share = gauge("budget_audit_ratio", "Share of the budget for the audit slice.")
+        self.audit_refused = gauge(
+            "audit_refused",
+            "Audits a capacity cap refused (the audit estimate is unbiased while this is 0).",
+        )
+        self.warm_start_labels = gauge(
+            "warm_start_labels", "Labels the model learned from its warm start, charged or not."
+        )
         self.refused = counter(
             "budget_refused_total",
             "Arrivals a hard cap closed to queries while the budget left a label.",
@@ -241,6 +248,9 @@ class Metrics:
         core = getattr(learner, "learner", learner)  # window mode wraps the learner
         self._observe_counts(stats, learner.model_version, budget)
         self.audit_share.set(getattr(core, "audit", 0.0))
+        plan = getattr(core, "_audit_plan", None)
+        self.audit_refused.set(0 if plan is None else plan.refused)
+        self.warm_start_labels.set(getattr(stats, "warm_start", 0))
         evaluation = getattr(core, "evaluation", None)
         if evaluation is not None:
             for name in ESTIMATES:
