@@ -107,6 +107,16 @@ def replay_command(
     audit: Annotated[float, typer.Option(help="Share of the budget spent on an audit slice "
                                               "of random samples (unbiased accuracy).")]
     = 0.0,
+    warm_start: Annotated[str | None, typer.Option(
+        help="Labelled JSONL/CSV file (or source spec) learned before the stream; its "
+             "labels are counted apart and not charged to the budget unless "
+             "--warm-start-charge.")] = None,
+    warm_start_first: Annotated[int | None, typer.Option(
+        help="Learn only the first N rows of --warm-start; without --warm-start, learn "
+             "the first N rows of SOURCE and replay the rest.")] = None,
+    warm_start_charge: Annotated[bool, typer.Option(
+        help="Charge the warm-start labels to the budget (the stream's first query comes "
+             "after about N / rate arrivals).")] = False,
     compare: Annotated[str, typer.Option(help="Comma-separated runs to compare: "
                                               "STRATEGY\\[/BUDGET], random, full.")] = "",
     report: Annotated[str | None, typer.Option(help="Write curve.csv, summary.json and "
@@ -118,12 +128,15 @@ def replay_command(
     config = ReplayConfig(
         source=source, model=model, strategy=strategy, budget=budget, rate=rate, delay=delay,
         seed=seed, noise=noise, ttl=ttl, target=target, time=time, limit=limit,
-        window=window, selector=selector, audit=audit,
+        window=window, selector=selector, audit=audit, warm_start=warm_start,
+        warm_start_first=warm_start_first, warm_start_charge=warm_start_charge,
     )
     if selector is not None and window is None:
         raise ConfigError("--selector chooses in window mode only; give --window N as well")
     runs = plan(config, compare.split(","))
     length = open_source(source, target=target, time=time, seed=seed).length
+    if length is not None and warm_start is None and warm_start_first:
+        length = max(0, length - warm_start_first)
     total = min(length, limit) if length is not None and limit is not None else (length or limit)
     console = Console(stderr=True)
     results: list[ReplayResult] = []
@@ -149,6 +162,10 @@ def replay_command(
         if not out.is_terminal:
             out = Console(width=140)
         out.print(_table(results))
+        if results and results[0].warm_start_labels:
+            charged = "charged to" if results[0].warm_start_charged else "not charged to"
+            out.print(f"warm start: {results[0].warm_start_labels} labels learned before the "
+                      f"stream, {charged} the budget (not in the labels column)")
         if audit:
             out.print(_estimates(results))
 

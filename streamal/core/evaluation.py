@@ -11,9 +11,12 @@ the label that answers it):
 * **audit**: accuracy on the audit slice (``purpose="audit"``), samples drawn uniformly
   at random, so an unbiased estimate of the accuracy on the whole stream;
 * **ipw**: the inverse-propensity-weighted (self-normalised, Hájek) accuracy on the
-  strategy's queries whose query probability ``p`` is known: each counts ``1 / p``
-  (Horvitz & Thompson 1952, "A generalization of sampling without replacement from a
-  finite universe", JASA 47; Hájek 1971). Unbiased only when every arrival had ``p > 0``.
+  labels whose query probability ``p`` is known: each counts ``1 / p`` (Horvitz &
+  Thompson 1952, "A generalization of sampling without replacement from a finite
+  universe", JASA 47; Hájek 1971). Unbiased only when every arrival had ``p > 0``:
+  with an audit slice, every arrival has ``p ≥ 1/K`` and every query logs its ``p``,
+  so the estimate uses the strategy's labels and the audit's together; without one,
+  only managers that report their probability (random, selective sampling) give it.
 
 Each estimate is kept since the start and over the last ``window`` labels of its kind.
 
@@ -173,20 +176,21 @@ class LabelEvaluation:
         hits: Sequence[bool],
         propensities: Sequence[float | None],
     ) -> None:
-        if "audit" in purposes:
-            raw = list(zip(purposes, hits, propensities, strict=True))
-            self._audit.extend([c for purpose, c, _ in raw if purpose == "audit"])
-            learn = [(c, p) for purpose, c, p in raw if purpose != "audit"]
-            if not learn:
-                return
-            hits, propensities = zip(*learn, strict=True)
-        self._queried.extend(hits)
+        # Every label whose inclusion probability is known counts in the IPW estimate,
+        # audit labels too (with an audit slice the learner logs it for every query).
         weights = [1.0 / p for p in propensities if p is not None and p > 0.0]
         if len(weights) == len(hits):
             self._ipw.extend(hits, weights)
-        elif weights:  # only the labels whose propensity is known count
+        elif weights:
             known = [c for c, p in zip(hits, propensities, strict=True) if p is not None and p > 0]
             self._ipw.extend(known, weights)
+        if "audit" in purposes:
+            raw = list(zip(purposes, hits, strict=True))
+            self._audit.extend([c for purpose, c in raw if purpose == "audit"])
+            hits = [c for purpose, c in raw if purpose != "audit"]
+            if not hits:
+                return
+        self._queried.extend(hits)
 
     @property
     def queried(self) -> RunningMean:

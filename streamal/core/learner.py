@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import math
-import random
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from functools import partial
 from typing import Any, Literal, NamedTuple
 
 from streamal.budgets.base import BudgetManager
+from streamal.core.audit import AuditPlan
 from streamal.core.evaluation import LabelEvaluation
 from streamal.core.pending import MemoryPendingStore, PendingEntry, PendingStore
 from streamal.core.protocol import Queried
@@ -23,9 +23,6 @@ from streamal.strategies.base import Strategy
 __all__ = ["ActiveLearner", "Decision", "LabelOutcome", "LearnerStats", "Reason", "top_class"]
 
 _INF = math.inf
-#: Audit draws waiting for a label the guards allow (bounded so that a manager that
-#: never leaves a label free cannot make the debt grow forever; the guards still pace it).
-_MAX_AUDIT_OWED = 1000
 
 
 class LabelOutcome(enum.StrEnum):
@@ -124,6 +121,23 @@ class LearnerStats:
     #: Expired *queries*: each query closed without a label because its deadline
     #: passed, counted once (by expiry, or when its late label came first).
     expired_queries: int = 0
+    #: Labels learned by :meth:`ActiveLearner.warm_start` (before or beside the stream).
+    warm_start: int = 0
+    #: Of those, how many were charged to the label budget.
+    warm_start_charged: int = 0
+
+
+def _charge(budget: BudgetManager, n: int) -> None:
+    """Count ``n`` labels bought outside the stream as spent by ``budget`` (and its inner).
+
+    Only the cumulative guard hears of them (they were bought at no arrival, so no
+    sliding window holds them); a wrapper's inner manager is charged too, so that its
+    own guards agree with the wrapper's.
+    """
+    manager: Any = budget
+    while manager is not None:
+        manager._spent += n
+        manager = getattr(manager, "_inner", None)
 
 
 class _RecentIds:
@@ -208,12 +222,14 @@ class ActiveLearner:
         How many closed query ids are remembered to tell duplicate and expired labels
         from unknown ones.
     audit
-        Share of the label budget spent on an **audit slice**: arrivals drawn uniformly
-        at random (probability ``audit * budget.rate`` each), queried with
-        ``purpose="audit"`` whatever their score. They count inside the same budget (the
-        manager's guards hold for the sum) and give an unbiased accuracy estimate
-        (:attr:`evaluation`). A draw made while the guards leave no label is served by
-        the next arrival they allow, before the manager may spend on it. ``0`` (the
+        Share of the label budget spent on an **audit slice**: one arrival in every
+        block of ``K = round(1 / (audit * budget.rate))``, at a uniformly drawn position
+        (:class:`~streamal.core.audit.AuditPlan`), queried with ``purpose="audit"`` whatever
+        its score, the model or the guards. They count inside the same budget: the
+        manager is held back so that the guards hold for the sum and never refuse an
+        audit. Their accuracy is an unbiased estimate of the stream's
+        (:attr:`evaluation`); every query also carries its inclusion probability
+        (``propensity``), which makes the IPW estimate use every label. ``0`` (the
         default) draws nothing and changes no decision.
     seed
         Seed of the audit draws.
@@ -240,7 +256,8 @@ class ActiveLearner:
     >>> learner.apply(Label(sample_id="1", y=True)).value
     'duplicate'
 
-    With an audit slice, some queries are random picks marked ``purpose="audit"``:
+    With an audit slice, some queries are random picks marked ``purpose="audit"`` (the
+    manager keeps one label in hand for the next audit):
 
     >>> audited = ActiveLearner(
     ...     models.build_model("logreg"), strategies.Entropy(),
@@ -248,7 +265,7 @@ class ActiveLearner:
     ... )
     >>> decisions = [audited.process(Sample(id=str(i), x={"a": 1.0})) for i in range(40)]
     >>> sorted({d.purpose for d in decisions if d.queried}), sum(d.queried for d in decisions)
-    (['audit', 'learn'], 20)
+    (['audit', 'learn'], 19)
     """
 
     def __init__(
@@ -283,27 +300,40 @@ class ActiveLearner:
         self._applied: list[tuple[str, Purpose, bool, float | None]] = []
         self._now = 0.0
         self._next_deadline: float | None = None
-        self._audit_rng = random.Random(seed)
-        self._audit_owed = 0
+        self._audit_plan = (
+            AuditPlan(audit, budget.rate, budget.window, seed) if audit else None
+        )
         self._evaluation = LabelEvaluation()
         self._label_type: type | None = None
         self._class_keys = None if classes is None else {(type(c), c) for c in classes}
+        #: Warm starts done, by the name they were given: name → labels learned.
+        self.warm_starts: dict[str, int] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Learners pickled before the audit slice existed have none.
         state.setdefault("audit", 0.0)
         state.setdefault("seed", None)
         state.setdefault("remember", 100_000)
-        state.setdefault("_audit_rng", random.Random(None))
-        state.setdefault("_audit_owed", 0)
+        if "_audit_plan" not in state:  # pickled before the audit plan: start one now
+            plan = None
+            if state["audit"]:
+                budget = state["budget"]
+                plan = AuditPlan(state["audit"], budget.rate, budget.window, state["seed"])
+                plan._next_block = math.ceil(state["stats"].seen / plan.period)
+                plan.manager_spent = budget.spent
+            state["_audit_plan"] = plan
+        state.pop("_audit_rng", None)
+        state.pop("_audit_owed", None)
         state.setdefault("_evaluation", state.pop("evaluation", None) or LabelEvaluation())
         state.setdefault("_applied", [])
         state.setdefault("classes", None)
         state.setdefault("_label_type", None)
         state.setdefault("_class_keys", None)
+        state.setdefault("warm_starts", {})
         self.__dict__.update(state)
-        if not hasattr(self.stats, "expired_queries"):
-            self.stats.expired_queries = 0
+        for name in ("expired_queries", "warm_start", "warm_start_charged"):
+            if not hasattr(self.stats, name):
+                setattr(self.stats, name, 0)
 
     @property
     def evaluation(self) -> LabelEvaluation:
@@ -321,6 +351,12 @@ class ActiveLearner:
     def threshold(self) -> float | None:
         """The budget manager's score threshold, if it has one."""
         return self.budget.threshold
+
+    @property
+    def audit_refused(self) -> int:
+        """Audit draws the guards refused (none unless the audit slice is on)."""
+        plan = self._audit_plan
+        return 0 if plan is None else plan.refused
 
     @property
     def now(self) -> float:
@@ -424,25 +460,44 @@ class ActiveLearner:
         return proba, top_class(proba), score
 
     def _decide_audited(self, score: float, now: float) -> tuple[bool, bool, Purpose, float | None]:
-        """The decision when an audit slice is on: (queried, allowed, purpose, propensity)."""
-        budget = self.budget
-        audit = self.audit
-        if self._audit_rng.random() < audit * budget.rate:
-            self._audit_owed = min(self._audit_owed + 1, _MAX_AUDIT_OWED)
-        if not self._audit_owed:
-            queried, allowed, propensity = budget.verdict(score, now, len(self.pending))
-            return queried, allowed, "learn", propensity
-        # An audit query: the manager sees the arrival but may not spend on it, and the
-        # label is bought if the guards leave one (else the next arrival tries). The
-        # draw came first and the guards depend only on the past, so the choice never
-        # looks at this sample. Where the guards say no, the manager could not have
-        # spent either, so its decisions are unchanged.
+        """The decision when an audit slice is on: (queried, allowed, purpose, propensity).
+
+        Whether the arrival is audited comes from the :class:`~streamal.core.audit.AuditPlan`
+        (drawn ahead, blind to the stream). The manager decides first, held back by the
+        plan so that every audit finds a label; an audited arrival is then labelled
+        whatever the manager decided. ``propensity`` is the probability that this
+        arrival was queried given the past: ``1/K + (1 - 1/K) · p``, with ``p`` the
+        manager's query probability (from its verdict, else 1 if it chose the arrival
+        and 0 if not, exact for deterministic managers).
+        """
+        budget, plan = self.budget, self._audit_plan
+        assert plan is not None
+        n = self.stats.seen
+        audited = plan.is_audit(n)
         waiting = len(self.pending)
-        allowed = budget.verdict(score, now, waiting, allowed=False).allowed
-        if budget.spend_extra(now, waiting):
-            self._audit_owed -= 1
-            return True, allowed, "audit", audit * budget.rate
-        return False, allowed, "learn", audit * budget.rate
+        credit = getattr(budget, "credit", None)
+        cap = getattr(budget, "window_cap", None)
+        gate = plan.manager_allowed(
+            n,
+            cap() if cap is not None else max(1, math.floor(budget.rate * budget.window + 1e-9)),
+            credit() if credit is not None else 0.0,
+        )
+        chosen, allowed, p = budget.verdict(score, now, waiting, allowed=gate)
+        if not allowed:
+            p = 0.0
+        elif p is None:
+            p = 1.0 if chosen else 0.0
+        q = plan.probability
+        propensity = q + (1.0 - q) * p
+        if audited:
+            if chosen or budget.spend_extra(now, waiting):
+                plan.served += 1
+                return True, allowed, "audit", propensity
+            plan.refused += 1
+            return False, allowed, "learn", propensity
+        if chosen:
+            plan.manager_spends(n)
+        return chosen, allowed, "learn", propensity
 
     def add_pending(self, entry: PendingEntry) -> None:
         """Keep a queried arrival pending and count the query.
@@ -595,8 +650,49 @@ class ActiveLearner:
         """Apply ``label``; ``True`` if the model learned from it (see :meth:`apply`)."""
         return self.apply(label) is LabelOutcome.APPLIED
 
-    def warm_start(self, labelled: Iterable[Sample | tuple[dict[str, Any], Any]]) -> int:
-        """Learn from already-labelled samples before the stream starts; return how many."""
+    def warm_start(
+        self,
+        labelled: Iterable[Sample | tuple[dict[str, Any], Any]],
+        *,
+        charge: bool = False,
+        name: str | None = None,
+    ) -> int:
+        """Learn from already-labelled samples before (or beside) the stream; return how many.
+
+        A cure for the cold start: the first queries are then decided by a model that
+        already knows something. The labels are counted apart, in
+        ``stats.warm_start``, and are *not* charged to the label budget unless
+        ``charge`` is true; charged labels count as spent, so the manager's guards hold
+        for the warm-start and stream labels together (after ``n`` arrivals at most
+        ``floor(rate · n)`` labels in all: with ``N`` charged labels the stream's first
+        query comes after about ``N / rate`` arrivals).
+
+        Parameters
+        ----------
+        labelled
+            :class:`Sample` with their ``y``, or ``(x, y)`` pairs.
+        charge
+            Count the labels as spent from the budget.
+        name
+            A name for this warm start (a file, a topic). A learner that already did a
+            warm start of this name learns nothing and returns 0, so that a service
+            restarted from a snapshot does not learn the same data twice
+            (:attr:`warm_starts` travels in the snapshot).
+
+        Examples
+        --------
+        >>> from streamal import ActiveLearner, Sample, budgets, models, strategies
+        >>> learner = ActiveLearner(
+        ...     models.build_model("logreg"), strategies.Entropy(), budgets.VariableThreshold(0.1)
+        ... )
+        >>> seed = [({"a": float(i % 2)}, i % 2 == 0) for i in range(20)]
+        >>> learner.warm_start(seed, name="seed.jsonl"), learner.warm_start(seed, name="seed.jsonl")
+        (20, 0)
+        >>> learner.stats.warm_start, learner.budget.spent, learner.warm_starts
+        (20, 0, {'seed.jsonl': 20})
+        """
+        if name is not None and name in self.warm_starts:
+            return 0
         n = 0
         for item in labelled:
             if isinstance(item, Sample):
@@ -606,6 +702,12 @@ class ActiveLearner:
             else:
                 self._update(item[0], item[1])
             n += 1
+        self.stats.warm_start += n
+        if charge and n:
+            _charge(self.budget, n)
+            self.stats.warm_start_charged += n
+        if name is not None:
+            self.warm_starts[name] = n
         return n
 
     def _update(self, x: dict[str, Any], y: Any) -> None:

@@ -18,7 +18,8 @@ Examples
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from streamal.messages import Label, Purpose, Query, Sample
 
@@ -82,6 +83,16 @@ class Learner(Protocol):
         ...
 
     @property
+    def audit_refused(self) -> int:
+        """Audit draws the guards refused."""
+        ...
+
+    @property
+    def warm_starts(self) -> dict[str, int]:
+        """Warm starts done, by name: name -> labels learned."""
+        ...
+
+    @property
     def evaluation(self) -> LabelEvaluation:
         """Accuracy estimates from the applied labels."""
         ...
@@ -105,6 +116,16 @@ class Learner(Protocol):
 
     def learn(self, label: Label) -> bool:
         """Apply ``label``; ``True`` if the model learned from it."""
+        ...
+
+    def warm_start(
+        self,
+        labelled: Iterable[Sample | tuple[dict[str, Any], Any]],
+        *,
+        charge: bool = False,
+        name: str | None = None,
+    ) -> int:
+        """Learn from already-labelled samples before the stream; return how many."""
         ...
 
     # -- messages ----------------------------------------------------------------------

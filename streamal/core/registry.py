@@ -288,7 +288,7 @@ register_budget(
 register_budget(
     "drift_aware",
     budgets.DriftAware,
-    "ADWIN on the labelled error; after a drift spend more for a while, then pay it back",
+    "Page-Hinkley on the labelled error; after a drift spend more for a while, then pay it back",
 )
 
 register_selector("topk", TopK, "the k highest scores of the window")

@@ -14,6 +14,7 @@ wraps it; :func:`run` and :func:`compare` build everything from specs, as the CL
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -50,6 +51,7 @@ __all__ = [
     "plan",
     "replay",
     "run",
+    "warm_start_data",
 ]
 
 #: Window of the moving accuracy in learning curves, in samples.
@@ -188,6 +190,10 @@ class ReplayResult:
         if self.selector is not None:
             return f"{self.strategy} / {self.selector} (window {self.window})"
         return f"{self.strategy} / {self.budget}"
+    #: Labels learned by the warm start before the stream (not in ``labels_used``).
+    warm_start_labels: int = 0
+    #: Whether the warm-start labels were charged to the budget.
+    warm_start_charged: bool = False
 
     def summary(self) -> dict[str, Any]:
         """The result as a JSON-ready dict, without the curve."""
@@ -270,6 +276,13 @@ class ReplayConfig:
     #: Window-mode selector (``None``: ``topk``); an error without ``window``.
     selector: str | None = None
     audit: float = 0.0
+    #: Labelled source learned before the stream (a file or any source spec).
+    warm_start: str | None = None
+    #: Learn only the first this many rows of ``warm_start``; without ``warm_start``,
+    #: the first this many rows of ``source`` are learned and the replay starts after them.
+    warm_start_first: int | None = None
+    #: Charge the warm-start labels to the budget.
+    warm_start_charge: bool = False
 
     def learner_spec(self, run: RunSpec | None = None) -> LearnerSpec:
         """The learner of ``run`` (default: the config's own components) on this config.
@@ -324,11 +337,40 @@ def build_learner(
     )
 
 
-def _limited(stream: Iterable[Sample], limit: int | None) -> Iterator[Sample]:
-    for i, sample in enumerate(stream):
+def _limited(
+    stream: Iterable[Sample], limit: int | None, skip: int = 0
+) -> Iterator[Sample]:
+    for i, sample in enumerate(itertools.islice(stream, skip, None)):
         if limit is not None and i >= limit:
             return
         yield sample
+
+
+def warm_start_data(config: ReplayConfig) -> tuple[list[Sample], int]:
+    """The warm-start samples of ``config`` and how many rows of the source they take.
+
+    Examples
+    --------
+    >>> seed, skip = warm_start_data(ReplayConfig("synth:SEA:n=500", warm_start_first=50))
+    >>> len(seed), skip, seed[0].y is not None
+    (50, 50, True)
+    """
+    first = config.warm_start_first
+    if first is not None and first < 0:
+        raise ConfigError(f"warm_start_first must be at least 0, got {first}")
+    if config.warm_start is None:
+        if first is None:
+            return [], 0
+        source = open_source(config.source, target=config.target, time=config.time,
+                             seed=config.seed)
+        return list(itertools.islice(source, first)), first
+    source = open_source(config.warm_start, target=config.target, time=config.time,
+                         seed=config.seed)
+    rows = list(itertools.islice(source, first))
+    for sample in rows:
+        if sample.y is None:
+            raise ConfigError(f"warm-start sample {sample.id!r} in {config.warm_start} has no y")
+    return rows, 0
 
 
 def run(
@@ -344,8 +386,11 @@ def run(
     learner_spec = config.learner_spec(spec)
     learner = build_from_spec(learner_spec)
     selector = learner_spec.window.selector if learner_spec.window is not None else None
+    seed, skip = warm_start_data(config)
+    if seed:
+        learner.warm_start(seed, charge=config.warm_start_charge and spec.budget != "full")
     oracle = SimulatedOracle(config.delay, noise=config.noise, seed=config.seed)
-    final, curve = replay(_limited(source, config.limit), learner, oracle, config.step,
+    final, curve = replay(_limited(source, config.limit, skip), learner, oracle, config.step,
                           on_progress)
     stats = learner.stats
     return ReplayResult(
@@ -363,6 +408,8 @@ def run(
         unpredicted=final.unpredicted,
         selector=selector,
         window=config.window if selector is not None else None,
+        warm_start_labels=len(seed),
+        warm_start_charged=bool(seed) and config.warm_start_charge and spec.budget != "full",
     )
 
 

@@ -187,6 +187,21 @@ class LearnerSettings(_Section):
         default=None,
         description="the labels the stream may carry; other labels become dead letters",
     )
+    warm_start: str | None = Field(
+        default=None,
+        description="labelled JSONL/CSV file learned once before the first decision",
+    )
+    warm_start_topic: str | None = Field(
+        default=None,
+        description="Kafka topic of labelled samples, read once from its beginning to its "
+        "end at start-up and learned before the first decision",
+    )
+    warm_start_first: int | None = Field(
+        default=None, ge=0, description="learn only the first N warm-start samples"
+    )
+    warm_start_charge: bool = Field(
+        default=False, description="charge the warm-start labels to the label budget"
+    )
 
     def to_spec(self, pending_file: str | None = None) -> LearnerSpec:
         """The :class:`~streamal.core.spec.LearnerSpec` of these settings.
@@ -211,6 +226,9 @@ class LearnerSettings(_Section):
             window=window,
             classes=None if self.classes is None else tuple(self.classes),
         )
+
+
+_WARM_START = ("warm_start", "warm_start_topic", "warm_start_first", "warm_start_charge")
 
 
 class LimitSettings(_Section):
@@ -318,7 +336,12 @@ class Settings(BaseSettings):
         if self.learner.classes is None:
             unset.add("classes")
         return {
-            "learner": self.learner.model_dump(mode="json", exclude={"max_pending"} | unset),
+            # audit=0 and classes=None are left out so that older snapshots keep their
+            # hash; the warm start is data learned once (the snapshot records it), not
+            # the learner's shape.
+            "learner": self.learner.model_dump(
+                mode="json", exclude={"max_pending", *_WARM_START} | unset
+            ),
             "topics": {"samples": self.topics.samples, "labels": self.topics.labels},
         }
 

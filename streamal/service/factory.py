@@ -29,6 +29,7 @@ from streamal.messages import Limits
 from streamal.service.config import KafkaSettings, Settings
 from streamal.service.loop import LoopPolicy, Service, Topics
 from streamal.service.metrics import Metrics
+from streamal.service.warm import warm_start_hook
 from streamal.transports.base import Sink, Source
 
 __all__ = [
@@ -175,6 +176,15 @@ def build_service(
             raise
     metrics = Metrics(registry)
     digest = config_hash(settings)
+    spec = settings.learner
+    warm = warm_start_hook(
+        spec.warm_start,
+        spec.warm_start_topic,
+        kafka_client_options(settings.kafka),
+        spec.warm_start_first,
+        spec.warm_start_charge,
+        settings.service.broker_timeout,
+    )
     metrics.build.info({"version": __version__, "config_hash": digest})
     service = Service(
         learner,
@@ -186,6 +196,7 @@ def build_service(
         metrics,
         digest,
         limits=limits(settings),
+        warm_start=warm,
     )
     metrics.track_lag(source, lambda: service.offsets.positions)
     return service

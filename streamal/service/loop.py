@@ -82,6 +82,10 @@ class Service:
         Monotonic clock (seconds), injectable for tests.
     limits
         Bounds on each message (:class:`~streamal.messages.Limits`; defaults if omitted).
+    warm_start
+        Run on the learner once it is restored (or new), before the first decision:
+        learns the warm-start data unless the learner did already
+        (:mod:`streamal.service.warm`).
 
     Examples
     --------
@@ -113,6 +117,7 @@ class Service:
         config_hash: str = "",
         clock: Callable[[], float] = time.monotonic,
         limits: Limits | None = None,
+        warm_start: Callable[[Learner], int] | None = None,
     ) -> None:
         self.source = source
         self.sink = sink
@@ -126,6 +131,7 @@ class Service:
         )
         self.config_hash = config_hash
         self.clock = clock
+        self.warm_start = warm_start
         self.offsets = Offsets()
         self.restored = False
         self.last_beat = clock()
@@ -169,11 +175,11 @@ class Service:
         if self._failed:
             return False, "the loop failed"
         if self._subscribed and not self._samples_assigned():
-            return False, f"no partition of {self._topics.samples} assigned yet"
+            return False, f"no partition of {self.topics.samples} assigned yet"
         return True, "ok"
 
     def _samples_assigned(self) -> bool:
-        samples = self._topics.samples
+        samples = self.topics.samples
         return any(topic == samples for topic, _ in list(self._assigned))
 
     def _note_waiting(self) -> None:
@@ -188,7 +194,7 @@ class Service:
                 "no partition of %s assigned after %.0f s: waiting for the group to form "
                 "or the topic to be created (does it exist? are there more members than "
                 "partitions?)",
-                self._topics.samples,
+                self.topics.samples,
                 now - since,
             )
 
@@ -220,6 +226,8 @@ class Service:
             )
         else:
             log.info("no snapshot in %s: starting a new model", self.checkpointer.directory)
+        if self.warm_start is not None:
+            self.warm_start(self.learner)
         self.restored = True
         self.metrics.observe_learner(self.learner)
         return snap

@@ -143,6 +143,13 @@ class Metrics:
             f"Labels bought per sample over (at least) the last {RATE_WINDOW} samples.",
         )
         self.audit_share = gauge("budget_audit_ratio", "Share of the budget for the audit slice.")
+        self.audit_refused = gauge(
+            "audit_refused",
+            "Audits a capacity cap refused (the audit estimate is unbiased while this is 0).",
+        )
+        self.warm_start_labels = gauge(
+            "warm_start_labels", "Labels the model learned from its warm start, charged or not."
+        )
         self.refused = counter(
             "budget_refused_total",
             "Arrivals a hard cap closed to queries while the budget left a label.",
@@ -263,6 +270,8 @@ class Metrics:
         self._observe_rate(stats.seen, stats.queried)
         self._observe_counts(stats, learner.model_version, learner.budget.refused)
         self.audit_share.set(learner.audit)
+        self.audit_refused.set(learner.audit_refused)
+        self.warm_start_labels.set(stats.warm_start)
         evaluation = learner.evaluation
         means = {"queried": evaluation.queried, "audit": evaluation.audit, "ipw": evaluation.ipw}
         for name in ESTIMATES:

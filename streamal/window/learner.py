@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -160,6 +161,16 @@ class WindowLearner:
         return self.learner.audit
 
     @property
+    def audit_refused(self) -> int:
+        """Audit draws the guards refused: none, window mode has no audit slice."""
+        return 0
+
+    @property
+    def warm_starts(self) -> dict[str, int]:
+        """The inner learner's warm starts, by name."""
+        return self.learner.warm_starts
+
+    @property
     def evaluation(self) -> LabelEvaluation:
         """The inner learner's accuracy estimates."""
         return self.learner.evaluation
@@ -279,6 +290,16 @@ class WindowLearner:
     def learn(self, label: Label) -> bool:
         """Apply ``label``; ``True`` if the model learned from it."""
         return self.apply(label) is LabelOutcome.APPLIED
+
+    def warm_start(
+        self,
+        labelled: Iterable[Sample | tuple[dict[str, Any], Any]],
+        *,
+        charge: bool = False,
+        name: str | None = None,
+    ) -> int:
+        """The inner learner's :meth:`~streamal.core.learner.ActiveLearner.warm_start`."""
+        return self.learner.warm_start(labelled, charge=charge, name=name)
 
     # -- messages ----------------------------------------------------------------------
     def query_for(
