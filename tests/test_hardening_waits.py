@@ -7,10 +7,10 @@ import tempfile
 from typing import Any
 
 import pytest
-from streamal.checkpoint import Checkpointer
-from streamal.replay import build_learner
 
+from streamal.core.checkpoint import Checkpointer
 from streamal.exceptions import TransportError
+from streamal.offline.replay import build_learner
 from streamal.service.loop import Service
 from streamal.transports import MemoryBroker, MemorySink, MemorySource
 from streamal.transports.kafka import wait_for_broker

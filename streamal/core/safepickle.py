@@ -84,12 +84,10 @@ CLASS_PREFIXES: tuple[str, ...] = (
 #: streamal modules that hold no model state: nothing from them is ever unpickled.
 DENIED_PREFIXES: tuple[str, ...] = (
     "streamal.cli",
-    "streamal.broker",
     "streamal.dev",
     "streamal.service",
     "streamal.transports",
     "streamal.companions",
-    "streamal.annotators",
 )
 
 #: Functions from the class prefixes that models pickle (factories of their defaultdicts).
