@@ -14,7 +14,14 @@ from pydantic_core import to_json
 
 from streamal.budgets.base import BudgetManager
 from streamal.evaluation import LabelEvaluation
-from streamal.messages import SCHEMA_VERSION, Label, Query, Sample
+from streamal.messages import (
+    MAX_QUERY_META_BYTES,
+    SCHEMA_VERSION,
+    Label,
+    Query,
+    Sample,
+    bound_meta,
+)
 from streamal.pending import MemoryPendingStore, PendingEntry, PendingStore
 from streamal.strategies.base import Strategy
 
@@ -33,6 +40,7 @@ class LabelOutcome(enum.StrEnum):
     DUPLICATE = "duplicate"
     UNKNOWN = "unknown"
     EXPIRED = "expired"
+    UNSOLICITED = "unsolicited"
 
 
 _APPLIED = LabelOutcome.APPLIED
@@ -83,6 +91,8 @@ class LearnerStats:
     outcomes: dict[str, int] = field(default_factory=dict)
     #: Queries closed without a label because their deadline passed (TTL or late label).
     expired_queries: int = 0
+    #: Labels learned for samples never queried (:meth:`ActiveLearner.learn_unsolicited`).
+    unsolicited: int = 0
 
 
 class _RecentIds:
@@ -250,6 +260,8 @@ class ActiveLearner:
         self.__dict__.update(state)
         if not hasattr(self.stats, "expired_queries"):
             self.stats.expired_queries = 0
+        if not hasattr(self.stats, "unsolicited"):
+            self.stats.unsolicited = 0
 
     @property
     def evaluation(self) -> LabelEvaluation:
@@ -426,6 +438,38 @@ class ActiveLearner:
         setattr(stats, outcome.value, getattr(stats, outcome.value) + 1)
         return outcome
 
+    def learn_unsolicited(self, label: Label) -> LabelOutcome:
+        """Learn a label that carries its features ``x`` for a sample never queried.
+
+        A chargeback or a complaint labels a sample nobody asked about. It is learned
+        like a bought label, but it is not charged to the budget, not fed to the budget
+        manager's accuracy, and counted apart (``stats.unsolicited``). Its id is closed
+        afterwards, so a repeat is a duplicate. An id that is pending is applied as the
+        answer to its query (:meth:`apply`); one closed before keeps its outcome.
+
+        Examples
+        --------
+        >>> from streamal import budgets, models, strategies
+        >>> learner = ActiveLearner(
+        ...     models.build_model("logreg"), strategies.Entropy(), budgets.FullBudget()
+        ... )
+        >>> label = Label(sample_id="c-9", y=True, x={"amount": 930.0})
+        >>> learner.learn_unsolicited(label).value, learner.learn_unsolicited(label).value
+        ('unsolicited', 'duplicate')
+        >>> learner.stats.unsolicited, learner.budget.spent, learner.model_version
+        (1, 0, 1)
+        """
+        sample_id = label.sample_id
+        if label.x is None or sample_id in self.pending:
+            return self.apply(label)
+        self._fold_applied()
+        if self._closed.get(sample_id) is not None:
+            return self._closed_outcome(sample_id)
+        self._update(dict(label.x), label.y)
+        self._close(sample_id, _APPLIED)
+        self.stats.unsolicited += 1
+        return LabelOutcome.UNSOLICITED
+
     def learn(self, label: Label) -> bool:
         """Apply ``label``; ``True`` if the model learned from it (see :meth:`apply`)."""
         return self.apply(label) is LabelOutcome.APPLIED
@@ -451,9 +495,21 @@ class ActiveLearner:
 
     # -- helpers -------------------------------------------------------------------
     def query_for(
-        self, sample: Sample, decision: Decision, purpose: str | None = None
+        self,
+        sample: Sample,
+        decision: Decision,
+        purpose: str | None = None,
+        *,
+        classes: list[Any] | None = None,
+        meta_bytes: int = MAX_QUERY_META_BYTES,
     ) -> Query:
-        """The :class:`Query` message for a queried arrival (``purpose``: the decision's)."""
+        """The :class:`Query` message for a queried arrival (``purpose``: the decision's).
+
+        ``classes`` are the labels offered to the annotator; by default, those the model
+        knows (the keys of its probabilities). The sample's ``meta`` is cut to
+        ``meta_bytes`` (:func:`~streamal.messages.bound_meta`).
+        """
+        meta = bound_meta(sample.meta, meta_bytes)
         return Query(
             sample_id=sample.id,
             x=sample.x,
@@ -466,9 +522,18 @@ class ActiveLearner:
             expires_at=decision.expires_at,
             purpose=decision.purpose if purpose is None else purpose,  # type: ignore[arg-type]
             propensity=decision.propensity,
+            meta=meta or None,
+            classes=_offered(decision.proba, classes),
         )
 
-    def query_json(self, sample: Sample, decision: Decision) -> bytes:
+    def query_json(
+        self,
+        sample: Sample,
+        decision: Decision,
+        *,
+        classes: list[Any] | None = None,
+        meta_bytes: int = MAX_QUERY_META_BYTES,
+    ) -> bytes:
         """The wire bytes of :meth:`query_for`'s message, without building the model.
 
         The same bytes as ``encode(self.query_for(sample, decision))`` (the service's
@@ -493,6 +558,12 @@ class ActiveLearner:
         fields["purpose"] = decision.purpose
         if decision.propensity is not None:
             fields["propensity"] = float(decision.propensity)
+        meta = sample.meta
+        if meta:
+            fields["meta"] = bound_meta(meta, meta_bytes)
+        offered = _offered(decision.proba, classes)
+        if offered is not None:
+            fields["classes"] = offered
         return to_json(fields)
 
     def __repr__(self) -> str:
@@ -500,3 +571,10 @@ class ActiveLearner:
             f"ActiveLearner(strategy={self.strategy!r}, budget={self.budget!r}, "
             f"model_version={self.model_version}, pending={len(self.pending)})"
         )
+
+
+def _offered(proba: dict[Any, float], classes: list[Any] | None) -> list[Any] | None:
+    """The classes a query offers: ``classes``, else the model's (wire-typed) classes."""
+    if classes is None:
+        classes = [c for c in proba if type(c) in (bool, int, str)]
+    return classes or None

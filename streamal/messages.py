@@ -29,6 +29,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import to_json
 
 from streamal.exceptions import DecodeError
 
@@ -38,8 +39,10 @@ __all__ = [
     "Features",
     "Label",
     "MAX_MESSAGE_BYTES",
+    "MAX_QUERY_META_BYTES",
     "Query",
     "Sample",
+    "bound_meta",
     "decode",
     "decode_label",
     "decode_query",
@@ -53,6 +56,10 @@ SCHEMA_VERSION = 1
 #: Messages above this size are refused as oversized (1 MiB: far above any feature
 #: vector a per-sample model handles, and Kafka's default max message size).
 MAX_MESSAGE_BYTES = 1_048_576
+#: A query carries at most this much of its sample's ``meta`` (16 KiB of JSON: a URL, a
+#: text snippet or a few ids for the annotator, while a stream of queries stays light;
+#: the service's ``learner.query_meta_bytes`` setting changes it). See :func:`bound_meta`.
+MAX_QUERY_META_BYTES = 16_384
 
 Feature = StrictFloat | StrictInt | StrictStr
 Features = dict[str, Feature]
@@ -108,7 +115,9 @@ class Query(_Message):
     ``purpose`` is ``"learn"`` for samples chosen by the strategy, ``"audit"`` for the
     uniformly random slice used for unbiased accuracy estimates.
     ``propensity`` is the probability with which this sample was queried, when the
-    budget manager knows it.
+    budget manager knows it. ``meta`` is the sample's ``meta`` for the annotator (cut
+    by :func:`bound_meta`), and ``classes`` the labels an annotator may choose from
+    (the configured classes, else those the model knows so far).
     """
 
     sample_id: StrictStr
@@ -122,18 +131,54 @@ class Query(_Message):
     expires_at: float | None = None
     purpose: Literal["learn", "audit"] = "learn"
     propensity: float | None = None
+    meta: dict[str, Any] | None = None
+    classes: list[ClassLabel] | None = None
 
 
 class Label(_Message):
-    """An oracle's answer to a query."""
+    """An oracle's answer to a query.
+
+    ``x`` is set only on an *unsolicited* label: the features of a sample that was
+    never queried (a chargeback, a complaint), learned when the service allows it
+    (``learner.unsolicited``) and never charged to the budget.
+    """
 
     sample_id: StrictStr
     y: ClassLabel
     ts: StrictFloat | StrictInt | None = None
     annotator: str | None = None
+    x: Features | None = None
 
 
 M = TypeVar("M", bound=_Message)
+
+
+def bound_meta(meta: dict[str, Any], max_bytes: int = MAX_QUERY_META_BYTES) -> dict[str, Any]:
+    """``meta`` if its JSON fits in ``max_bytes``, else the entries that fit, in order.
+
+    A cut ``meta`` says so: ``"_truncated"`` holds the number of entries left out.
+
+    Examples
+    --------
+    >>> bound_meta({"url": "https://example.org/1.png"})
+    {'url': 'https://example.org/1.png'}
+    >>> bound_meta({"url": "https://example.org/1.png", "text": "x" * 100}, max_bytes=64)
+    {'url': 'https://example.org/1.png', '_truncated': 1}
+    """
+    if not meta:
+        return meta
+    size = len(to_json(meta))
+    if size <= max_bytes:
+        return meta
+    kept: dict[str, Any] = {}
+    budget = max_bytes - len(b'{"_truncated":000000}')
+    for key, value in meta.items():
+        item = len(to_json({key: value}))  # its JSON plus braces (a comma's room)
+        if item <= budget:
+            kept[key] = value
+            budget -= item
+    kept["_truncated"] = len(meta) - len(kept)
+    return kept
 
 
 def encode(message: BaseModel) -> bytes:

@@ -26,7 +26,16 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -42,10 +51,12 @@ from streamal.defaults import (
     DEFAULT_STRATEGY,
 )
 from streamal.exceptions import ConfigError
+from streamal.messages import MAX_QUERY_META_BYTES
 
 __all__ = [
     "CheckpointSettings",
     "KafkaSettings",
+    "LabellingSettings",
     "LearnerSettings",
     "RuntimeSettings",
     "Settings",
@@ -127,6 +138,19 @@ class LearnerSettings(_Section):
     audit: float = Field(
         default=0.0, ge=0.0, le=1.0, description="share of the budget for the audit slice"
     )
+    classes: list[StrictBool | StrictInt | StrictStr] | None = Field(
+        default=None,
+        description="the labels the stream may carry: offered to annotators; a label "
+        "outside them is a dead letter (unset: the classes the model knows so far)",
+    )
+    query_meta_bytes: int = Field(
+        default=MAX_QUERY_META_BYTES, ge=0, description="a query carries this much of meta"
+    )
+    unsolicited: bool = Field(
+        default=False,
+        description="learn labels that carry x for samples never queried (not charged "
+        "to the budget)",
+    )
 
 
 class CheckpointSettings(_Section):
@@ -160,6 +184,20 @@ class RuntimeSettings(_Section):
     )
 
 
+class LabellingSettings(_Section):
+    """Labels from people on the HTTP port: ``POST /labels`` and the ``/label`` page."""
+
+    enabled: bool = Field(
+        default=True, description="serve POST /labels and the /label page on the HTTP port"
+    )
+    token: SecretStr | None = Field(
+        default=None, description="bearer token that POST /labels and the page's data need"
+    )
+    # 1 MiB: a list of a few thousand labels, and Kafka's default message size.
+    max_request_bytes: int = Field(default=1_048_576, ge=1, description="largest POST body")
+    max_labels: int = Field(default=1000, ge=1, description="most labels in one POST")
+
+
 class Settings(BaseSettings):
     """All settings of ``streamal serve`` (frozen once loaded)."""
 
@@ -172,6 +210,7 @@ class Settings(BaseSettings):
     learner: LearnerSettings = LearnerSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
     service: RuntimeSettings = RuntimeSettings()
+    labelling: LabellingSettings = LabellingSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -199,7 +238,10 @@ class Settings(BaseSettings):
             # audit=0 is left out so that older snapshots keep their hash.
             "learner": self.learner.model_dump(
                 mode="json",
-                exclude={"max_pending"} | ({"audit"} if not self.learner.audit else set()),
+                # What annotators are offered and which labels are taken can change
+                # without a new model (the model's own classes stay what it learned).
+                exclude={"max_pending", "classes", "query_meta_bytes", "unsolicited"}
+                | ({"audit"} if not self.learner.audit else set()),
             ),
             "topics": {"samples": self.topics.samples, "labels": self.topics.labels},
         }

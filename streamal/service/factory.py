@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from streamal import __version__
 from streamal.checkpoint import Checkpointer
 from streamal.exceptions import ConfigError
+from streamal.labelling.policy import LabelPolicy
 from streamal.pending import SQLitePendingStore
 from streamal.replay import build_learner as build_replay_learner
 from streamal.service.config import KafkaSettings, Settings
@@ -37,6 +38,7 @@ __all__ = [
     "build_transports",
     "config_hash",
     "kafka_client_options",
+    "label_policy",
     "loop_policy",
     "topics",
 ]
@@ -128,6 +130,12 @@ def build_transports(settings: Settings) -> tuple[Source, Sink]:
     return source, sink
 
 
+def label_policy(settings: Settings) -> LabelPolicy:
+    """What queries offer annotators and which labels are taken (``learner`` section)."""
+    spec = settings.learner
+    return LabelPolicy.build(spec.classes, spec.query_meta_bytes, spec.unsolicited)
+
+
 def topics(settings: Settings) -> Topics:
     """The topic names."""
     t = settings.topics
@@ -177,5 +185,6 @@ def build_service(
         metrics,
         digest,
     )
+    service.handler.policy = label_policy(settings)
     metrics.track_lag(source, lambda: service.offsets.positions)
     return service

@@ -34,6 +34,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from streamal.exceptions import DecodeError
+from streamal.labelling.policy import LabelPolicy
 from streamal.learner import Decision, LabelOutcome
 from streamal.messages import Query, Sample, decode_label, decode_sample, encode
 from streamal.service.metrics import Metrics
@@ -95,6 +96,9 @@ class MessageHandler:
         self.outbox: list[Outgoing] = []
         #: Window mode only: the samples of the open window, by id.
         self.window_samples: OrderedDict[str, Sample] = OrderedDict()
+        #: Classes offered and taken, query meta size, unsolicited labels (the factory
+        #: sets it from the settings; see :mod:`streamal.labelling.policy`).
+        self.policy = LabelPolicy()
 
     @property
     def learner(self) -> Any:
@@ -148,17 +152,23 @@ class MessageHandler:
                     extra={"sample_id": decision.sample_id},
                 )
                 continue
-            self._queue(query_for(chosen, decision))
+            policy = self.policy
+            self._queue(
+                query_for(chosen, decision, classes=policy.offered, meta_bytes=policy.meta_bytes)
+            )
         while len(recent) > max(1, getattr(learner, "window", 1)):
             recent.popitem(last=False)
 
     def _queue_decided(self, sample: Sample, decision: Decision) -> None:
         learner = self._learner
         query_json = getattr(learner, "query_json", None)
+        policy = self.policy
+        offered, meta_bytes = policy.offered, policy.meta_bytes
         if query_json is None:
-            self._queue(learner.query_for(sample, decision))
+            self._queue(learner.query_for(sample, decision, classes=offered, meta_bytes=meta_bytes))
             return
-        self.outbox.append((self.topics.queries, sample.id.encode(), query_json(sample, decision)))
+        value = query_json(sample, decision, classes=offered, meta_bytes=meta_bytes)
+        self.outbox.append((self.topics.queries, sample.id.encode(), value))
         self.metrics.query(type(learner.strategy).__name__, decision.purpose, sample.id)
 
     def _queue(self, query: Query) -> None:
@@ -171,7 +181,16 @@ class MessageHandler:
         except DecodeError as err:
             self._dead_letter(env, classify(env.value, err), str(err), "label")
             return
-        outcome = self.learner.apply(label)
+        policy = self.policy
+        refused = policy.refuse(label.y)
+        if refused is not None:
+            self._dead_letter(env, "label_class", refused, "label")
+            return
+        learner = self.learner
+        if label.x is not None and policy.unsolicited and hasattr(learner, "learn_unsolicited"):
+            outcome = learner.learn_unsolicited(label)
+        else:
+            outcome = learner.apply(label)
         self.metrics.label(outcome.value, label.sample_id)
         if outcome in (LabelOutcome.UNKNOWN, LabelOutcome.EXPIRED):
             error = f"label for {outcome.value} query {label.sample_id!r}"

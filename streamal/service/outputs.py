@@ -47,6 +47,7 @@ REASONS = (
     "invalid_schema",  # JSON, but not a valid message (missing field, wrong type, version)
     "label_unknown",  # a label for a sample that was never queried (or long forgotten)
     "label_expired",  # a label that came after its query's deadline
+    "label_class",  # a label outside the configured classes (learner.classes)
 )
 
 
