@@ -33,6 +33,7 @@ from streamal.service.metrics import Metrics
 from streamal.transports.base import Sink, Source
 
 __all__ = [
+    "build_labelling",
     "build_learner",
     "build_service",
     "build_transports",
@@ -188,3 +189,56 @@ def build_service(
     service.handler.policy = label_policy(settings)
     metrics.track_lag(source, lambda: service.offsets.positions)
     return service
+
+
+def build_labelling(settings: Settings, service: Service, sink: Sink | None = None) -> Any:
+    """The labelling routes for the HTTP port, or ``None`` with ``labelling.enabled`` off.
+
+    Wraps the service's sink so that the page learns of each query as it is published,
+    and gives ``POST /labels`` a producer of its own (a Kafka one unless ``sink`` is
+    given). Close ``app.gateway.sink`` after the HTTP server stops.
+    """
+    from streamal.labelling.board import BoardSink, QueryBoard
+    from streamal.labelling.gateway import LabelGateway
+    from streamal.labelling.web import LabellingApp
+    from streamal.pending import MemoryPendingStore
+
+    spec = settings.labelling
+    if not spec.enabled:
+        return None
+
+    def is_open(sample_id: str) -> bool:
+        pending = service.learner.pending
+        # Only the in-memory store may be read from the HTTP thread (a set lookup);
+        # with SQLite, queries leave the page when labelled over HTTP.
+        return not isinstance(pending, MemoryPendingStore) or sample_id in pending
+
+    def counts() -> dict[str, Any]:
+        learner = service.learner
+        budget, seen = learner.budget, learner.stats.seen
+        return {
+            "pending": len(learner.pending),
+            "spent": budget.spent,
+            "target": int(budget.rate * seen),
+            "rate": budget.rate,
+            "seen": seen,
+        }
+
+    board = QueryBoard(is_open=is_open)
+    service.sink = BoardSink(service.sink, settings.topics.queries, board)
+    if sink is None:
+        from streamal.transports.kafka import KafkaSink
+
+        kafka = settings.kafka
+        producer = {"max_block_ms": kafka.max_block_ms, "linger_ms": 0}
+        sink = KafkaSink(kafka_client_options(kafka), {**producer, **kafka.producer})
+    token = None if spec.token is None else spec.token.get_secret_value()
+    gateway = LabelGateway(
+        sink,
+        settings.topics.labels,
+        label_policy(settings),
+        token,
+        spec.max_request_bytes,
+        spec.max_labels,
+    )
+    return LabellingApp(gateway, board, counts)
