@@ -87,7 +87,8 @@ const $ = (id) => document.getElementById(id);
 const pyStr = (v) => typeof v === "boolean" ? (v ? "True" : "False") : String(v);
 const esc = (v) => String(v).replace(/[&<>"']/g,
   (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})[c]);
-const fmt = (v) => typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(4) : v;
+const fmt = (v) => typeof v === "number" && !Number.isInteger(v)
+  ? String(Number(v.toPrecision(4))) : v;
 
 function headers() {
   const h = { "Content-Type": "application/json" };
