@@ -46,8 +46,11 @@ __all__ = [
     "Limits",
     "MAX_MESSAGE_BYTES",
     "Purpose",
+    "MAX_QUERY_META_BYTES",
     "Query",
     "Sample",
+    "bound_meta",
+    "offered_classes",
     "decode",
     "decode_label",
     "decode_query",
@@ -62,6 +65,10 @@ SCHEMA_VERSION = 1
 #: Messages above this size are refused as oversized (1 MiB: far above any feature
 #: vector a per-sample model handles, and Kafka's default max message size).
 MAX_MESSAGE_BYTES = 1_048_576
+#: A query carries at most this much of its sample's ``meta`` (16 KiB of JSON: a URL, a
+#: text snippet or a few ids for the annotator, while a stream of queries stays light;
+#: the service's ``learner.query_meta_bytes`` setting changes it). See :func:`bound_meta`.
+MAX_QUERY_META_BYTES = 16_384
 
 #: The decoder's text for JSON nested deeper than its parser follows (200 levels).
 NESTED_TOO_DEEPLY = "nested too deeply (lists and objects more than 200 levels deep)"
@@ -156,7 +163,9 @@ class Query(_Message):
     ``purpose`` is ``"learn"`` for samples chosen by the strategy, ``"audit"`` for the
     uniformly random slice used for unbiased accuracy estimates.
     ``propensity`` is the probability with which this sample was queried, when the
-    budget manager knows it.
+    budget manager knows it. ``meta`` is the sample's ``meta`` for the annotator (cut
+    by :func:`bound_meta`), and ``classes`` the labels an annotator may choose from
+    (the configured classes, else those the model knows so far).
     """
 
     sample_id: StrictStr
@@ -170,6 +179,8 @@ class Query(_Message):
     expires_at: float | None = None
     purpose: Purpose = "learn"
     propensity: float | None = None
+    meta: dict[str, Any] | None = None
+    classes: list[ClassLabel] | None = None
 
 
 def query_bytes(
@@ -182,6 +193,9 @@ def query_bytes(
     expires_at: float | None,
     purpose: Purpose,
     propensity: float | None,
+    *,
+    meta: dict[str, Any] | None = None,
+    classes: list[Any] | None = None,
 ) -> bytes:
     """The bytes :func:`encode` gives for this :class:`Query`, without building the model.
 
@@ -216,21 +230,72 @@ def query_bytes(
     fields["purpose"] = purpose
     if propensity is not None:
         fields["propensity"] = float(propensity)
+    if meta:
+        fields["meta"] = meta
+    if classes is not None:
+        fields["classes"] = classes
     return to_json(fields)
 
 
+def offered_classes(proba: Mapping[Any, float], classes: list[Any] | None) -> list[Any] | None:
+    """The classes a query offers: ``classes``, else the model's (wire-typed) classes.
+
+    Examples
+    --------
+    >>> offered_classes({True: 0.7, False: 0.3}, None), offered_classes({}, ["a", "b"])
+    ([True, False], ['a', 'b'])
+    """
+    if classes is None:
+        classes = [c for c in proba if type(c) in (bool, int, str)]
+    return classes or None
+
+
 class Label(_Message):
-    """An oracle's answer to a query."""
+    """An oracle's answer to a query.
+
+    ``x`` is set only on an *unsolicited* label: the features of a sample that was
+    never queried (a chargeback, a complaint), learned when the service allows it
+    (``learner.unsolicited``) and never charged to the budget.
+    """
 
     sample_id: StrictStr
     y: ClassLabel
     ts: StrictFloat | StrictInt | None = None
     annotator: str | None = None
+    x: Features | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 M = TypeVar("M", bound=_Message)
+
+
+def bound_meta(meta: dict[str, Any], max_bytes: int = MAX_QUERY_META_BYTES) -> dict[str, Any]:
+    """``meta`` if its JSON fits in ``max_bytes``, else the entries that fit, in order.
+
+    A cut ``meta`` says so: ``"_truncated"`` holds the number of entries left out.
+
+    Examples
+    --------
+    >>> bound_meta({"url": "https://example.org/1.png"})
+    {'url': 'https://example.org/1.png'}
+    >>> bound_meta({"url": "https://example.org/1.png", "text": "x" * 100}, max_bytes=64)
+    {'url': 'https://example.org/1.png', '_truncated': 1}
+    """
+    if not meta:
+        return meta
+    size = len(to_json(meta))
+    if size <= max_bytes:
+        return meta
+    kept: dict[str, Any] = {}
+    budget = max_bytes - len(b'{"_truncated":000000}')
+    for key, value in meta.items():
+        item = len(to_json({key: value}))  # its JSON plus braces (a comma's room)
+        if item <= budget:
+            kept[key] = value
+            budget -= item
+    kept["_truncated"] = len(meta) - len(kept)
+    return kept
 
 
 def encode(message: BaseModel) -> bytes:

@@ -207,11 +207,15 @@ def test_query_json_is_the_encoded_query_message() -> None:
 
     for al in cases:
         for i, row in enumerate(islice(open_source("river:ImageSegments", seed=1), 60)):
-            s = Sample(id=row.id, x=row.x, ts=[None, 3, 4.5][i % 3])
+            meta = [{}, {"url": f"https://example.org/{i}.png"}, {"text": "x" * 20_000}][i % 3]
+            s = Sample(id=row.id, x=row.x, ts=[None, 3, 4.5][i % 3], meta=meta)
             decision = al.process(s)
             assert decision.queried
             fast, slow = al.query_json(s, decision), encode(al.query_for(s, decision))
             assert fast == slow
+            cut = al.query_json(s, decision, classes=["a", "b"], meta_bytes=100)
+            assert cut == encode(al.query_for(s, decision, classes=["a", "b"], meta_bytes=100))
+            assert len(decode_query(fast).meta or {}) <= 1  # 20 kB of text is cut
             assert decode_query(fast) == al.query_for(s, decision)
             multi = isinstance(al.strategy, strategies.Margin)  # the tree takes 7 classes
             assert row.y is not None

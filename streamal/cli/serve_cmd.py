@@ -41,7 +41,8 @@ BootstrapOpt = Annotated[
 ]
 CheckpointOpt = Annotated[Path | None, typer.Option(help="Snapshot directory (checkpoint.dir).")]
 PortOpt = Annotated[
-    int | None, typer.Option(help="Port of /metrics, /healthz, /readyz (service.http_port).")
+    int | None,
+    typer.Option(help="Port of /metrics, /healthz, /readyz, /label, /labels (service.http_port)."),
 ]
 
 
@@ -143,12 +144,14 @@ def serve_command(
 
     Consumes samples and labels, publishes queries (and predictions, dead letters),
     checkpoints the model with the consumed offsets, and serves /metrics, /healthz and
-    /readyz. Settings: defaults < --config TOML < STREAMAL_* env < flags.
+    /readyz, plus the labelling page /label and POST /labels (labelling.enabled; a
+    bearer token with labelling.token). Settings: defaults < --config TOML <
+    STREAMAL_* env < flags.
     """
     from prometheus_client import CollectorRegistry
 
     from streamal.service.config import load_settings
-    from streamal.service.factory import build_service
+    from streamal.service.factory import build_labelling, build_service
     from streamal.service.http import HttpServer
 
     settings = load_settings(config, overrides(set_, bootstrap_servers, checkpoint_dir, http_port))
@@ -159,9 +162,15 @@ def serve_command(
     except TransportError as err:
         typer.echo(f"error: {redact(str(err))}", err=True)
         raise typer.Exit(3) from None
-    http = None
+    http = labelling = None
     runtime = settings.service
     if runtime.http_port is not None:
+        try:
+            labelling = build_labelling(settings, service)
+        except TransportError as err:
+            service.close()
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(3) from None
         http = HttpServer(
             registry,
             service.health,
@@ -170,9 +179,13 @@ def serve_command(
             runtime.http_port,
             runtime.http_timeout,
             runtime.http_max_connections,
+            labelling,
+            settings.labelling.max_request_bytes,
         )
         http.start()
         log.info("serving /metrics, /healthz, /readyz on http://%s:%d", http.host, http.port)
+        if labelling is not None:
+            log.info("labelling page on http://%s:%d/label", http.host, http.port)
     signals = {"count": 0}
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -202,6 +215,11 @@ def serve_command(
             log.warning("closing the transports: %s", err)
         if http is not None:
             http.stop()
+        if labelling is not None:
+            try:
+                labelling.gateway.sink.close(settings.kafka.max_block_ms / 1000)
+            except TransportError as err:
+                log.warning("closing the labels producer: %s", err)
 
 
 def _logging(level: str, fmt: str = "text") -> None:

@@ -17,7 +17,16 @@ from streamal.core.pending import MemoryPendingStore, PendingEntry, PendingStore
 from streamal.core.protocol import Queried
 from streamal.core.registry import strategy_name
 from streamal.exceptions import MessageRejected
-from streamal.messages import Label, Purpose, Query, Sample, query_bytes
+from streamal.messages import (
+    MAX_QUERY_META_BYTES,
+    Label,
+    Purpose,
+    Query,
+    Sample,
+    bound_meta,
+    offered_classes,
+    query_bytes,
+)
 from streamal.strategies.base import Strategy
 
 __all__ = ["ActiveLearner", "Decision", "LabelOutcome", "LearnerStats", "Reason", "top_class"]
@@ -32,6 +41,7 @@ class LabelOutcome(enum.StrEnum):
     DUPLICATE = "duplicate"
     UNKNOWN = "unknown"
     EXPIRED = "expired"
+    UNSOLICITED = "unsolicited"
 
 
 _APPLIED = LabelOutcome.APPLIED
@@ -125,6 +135,8 @@ class LearnerStats:
     warm_start: int = 0
     #: Of those, how many were charged to the label budget.
     warm_start_charged: int = 0
+    #: Labels learned for samples never queried (:meth:`ActiveLearner.learn_unsolicited`).
+    unsolicited: int = 0
 
 
 def _charge(budget: BudgetManager, n: int) -> None:
@@ -331,7 +343,7 @@ class ActiveLearner:
         state.setdefault("_class_keys", None)
         state.setdefault("warm_starts", {})
         self.__dict__.update(state)
-        for name in ("expired_queries", "warm_start", "warm_start_charged"):
+        for name in ("expired_queries", "warm_start", "warm_start_charged", "unsolicited"):
             if not hasattr(self.stats, name):
                 setattr(self.stats, name, 0)
 
@@ -646,6 +658,44 @@ class ActiveLearner:
         setattr(stats, outcome.value, getattr(stats, outcome.value) + 1)
         return outcome
 
+    def learn_unsolicited(self, label: Label) -> LabelOutcome:
+        """Learn a label that carries its features ``x`` for a sample never queried.
+
+        A chargeback or a complaint labels a sample nobody asked about. It is learned
+        like a bought label, but it is not charged to the budget, not fed to the budget
+        manager's accuracy, and counted apart (``stats.unsolicited``). Its id is closed
+        afterwards, so a repeat is a duplicate. An id that is pending is applied as the
+        answer to its query (:meth:`apply`); one closed before keeps its outcome.
+
+        Raises
+        ------
+        MessageRejected
+            As :meth:`apply`: a label the model must not learn (see :meth:`check_label`).
+
+        Examples
+        --------
+        >>> from streamal import budgets, models, strategies
+        >>> learner = ActiveLearner(
+        ...     models.build_model("logreg"), strategies.Entropy(), budgets.FullBudget()
+        ... )
+        >>> label = Label(sample_id="c-9", y=True, x={"amount": 930.0})
+        >>> learner.learn_unsolicited(label).value, learner.learn_unsolicited(label).value
+        ('unsolicited', 'duplicate')
+        >>> learner.stats.unsolicited, learner.budget.spent, learner.model_version
+        (1, 0, 1)
+        """
+        sample_id = label.sample_id
+        if label.x is None or sample_id in self.pending:
+            return self.apply(label)
+        self._fold_applied()
+        if self._closed.get(sample_id) is not None:
+            return self._closed_outcome(sample_id)
+        self.check_label(label.y)
+        self._update(dict(label.x), label.y)
+        self._close(sample_id, _APPLIED)
+        self.stats.unsolicited += 1
+        return LabelOutcome.UNSOLICITED
+
     def learn(self, label: Label) -> bool:
         """Apply ``label``; ``True`` if the model learned from it (see :meth:`apply`)."""
         return self.apply(label) is LabelOutcome.APPLIED
@@ -720,9 +770,21 @@ class ActiveLearner:
 
     # -- helpers -------------------------------------------------------------------
     def query_for(
-        self, sample: Sample, decision: Decision, purpose: Purpose | None = None
+        self,
+        sample: Sample,
+        decision: Decision,
+        purpose: Purpose | None = None,
+        *,
+        classes: list[Any] | None = None,
+        meta_bytes: int = MAX_QUERY_META_BYTES,
     ) -> Query:
-        """The :class:`Query` message for a queried arrival (``purpose``: the decision's)."""
+        """The :class:`Query` message for a queried arrival (``purpose``: the decision's).
+
+        ``classes`` are the labels offered to the annotator; by default, those the model
+        knows (the keys of its probabilities). The sample's ``meta`` is cut to
+        ``meta_bytes`` (:func:`~streamal.messages.bound_meta`).
+        """
+        meta = bound_meta(sample.meta, meta_bytes)
         return Query(
             sample_id=sample.id,
             x=sample.x,
@@ -735,9 +797,18 @@ class ActiveLearner:
             expires_at=decision.expires_at,
             purpose=decision.purpose if purpose is None else purpose,
             propensity=decision.propensity,
+            meta=meta or None,
+            classes=offered_classes(decision.proba, classes),
         )
 
-    def query_json(self, sample: Sample, decision: Decision) -> bytes:
+    def query_json(
+        self,
+        sample: Sample,
+        decision: Decision,
+        *,
+        classes: list[Any] | None = None,
+        meta_bytes: int = MAX_QUERY_META_BYTES,
+    ) -> bytes:
         """The wire bytes of :meth:`query_for`'s message, without building the model.
 
         The same bytes as ``encode(self.query_for(sample, decision))``, through
@@ -753,6 +824,8 @@ class ActiveLearner:
             decision.expires_at,
             decision.purpose,
             decision.propensity,
+            meta=bound_meta(sample.meta, meta_bytes) if sample.meta else None,
+            classes=offered_classes(decision.proba, classes),
         )
 
     def __repr__(self) -> str:

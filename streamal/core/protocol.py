@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from streamal.messages import Label, Purpose, Query, Sample
+from streamal.messages import MAX_QUERY_META_BYTES, Label, Purpose, Query, Sample
 
 if TYPE_CHECKING:
     from streamal.budgets.base import BudgetManager
@@ -118,6 +118,10 @@ class Learner(Protocol):
         """Apply ``label``; ``True`` if the model learned from it."""
         ...
 
+    def learn_unsolicited(self, label: Label) -> LabelOutcome:
+        """Learn a label that carries its features for a sample never queried."""
+        ...
+
     def warm_start(
         self,
         labelled: Iterable[Sample | tuple[dict[str, Any], Any]],
@@ -130,11 +134,24 @@ class Learner(Protocol):
 
     # -- messages ----------------------------------------------------------------------
     def query_for(
-        self, sample: Sample, decision: Decision, purpose: Purpose | None = None
+        self,
+        sample: Sample,
+        decision: Decision,
+        purpose: Purpose | None = None,
+        *,
+        classes: list[Any] | None = None,
+        meta_bytes: int = MAX_QUERY_META_BYTES,
     ) -> Query:
         """The :class:`~streamal.messages.Query` for a queried arrival."""
         ...
 
-    def query_json(self, sample: Sample, decision: Decision) -> bytes:
+    def query_json(
+        self,
+        sample: Sample,
+        decision: Decision,
+        *,
+        classes: list[Any] | None = None,
+        meta_bytes: int = MAX_QUERY_META_BYTES,
+    ) -> bytes:
         """The wire bytes of :meth:`query_for`'s message."""
         ...

@@ -56,10 +56,12 @@ from streamal.redact import redact, redact_options
 
 if TYPE_CHECKING:
     from streamal.core.spec import LearnerSpec
+from streamal.messages import MAX_QUERY_META_BYTES
 
 __all__ = [
     "CheckpointSettings",
     "KafkaSettings",
+    "LabellingSettings",
     "LearnerSettings",
     "LimitSettings",
     "RuntimeSettings",
@@ -202,6 +204,14 @@ class LearnerSettings(_Section):
     warm_start_charge: bool = Field(
         default=False, description="charge the warm-start labels to the label budget"
     )
+    query_meta_bytes: int = Field(
+        default=MAX_QUERY_META_BYTES, ge=0, description="a query carries this much of meta"
+    )
+    unsolicited: bool = Field(
+        default=False,
+        description="learn labels that carry x for samples never queried (not charged "
+        "to the budget)",
+    )
 
     def to_spec(self, pending_file: str | None = None) -> LearnerSpec:
         """The :class:`~streamal.core.spec.LearnerSpec` of these settings.
@@ -286,6 +296,20 @@ class RuntimeSettings(_Section):
     )
 
 
+class LabellingSettings(_Section):
+    """Labels from people on the HTTP port: ``POST /labels`` and the ``/label`` page."""
+
+    enabled: bool = Field(
+        default=True, description="serve POST /labels and the /label page on the HTTP port"
+    )
+    token: SecretStr | None = Field(
+        default=None, description="bearer token that POST /labels and the page's data need"
+    )
+    # 1 MiB: a list of a few thousand labels, and Kafka's default message size.
+    max_request_bytes: int = Field(default=1_048_576, ge=1, description="largest POST body")
+    max_labels: int = Field(default=1000, ge=1, description="most labels in one POST")
+
+
 class Settings(BaseSettings):
     """All settings of ``streamal serve`` (frozen once loaded)."""
 
@@ -299,6 +323,7 @@ class Settings(BaseSettings):
     checkpoint: CheckpointSettings = CheckpointSettings()
     service: RuntimeSettings = RuntimeSettings()
     limits: LimitSettings = LimitSettings()
+    labelling: LabellingSettings = LabellingSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -340,7 +365,9 @@ class Settings(BaseSettings):
             # hash; the warm start is data learned once (the snapshot records it), not
             # the learner's shape.
             "learner": self.learner.model_dump(
-                mode="json", exclude={"max_pending", *_WARM_START} | unset
+                mode="json",
+                exclude={"max_pending", "query_meta_bytes", "unsolicited", *_WARM_START}
+                | unset,
             ),
             "topics": {"samples": self.topics.samples, "labels": self.topics.labels},
         }

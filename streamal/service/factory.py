@@ -25,6 +25,7 @@ from streamal import __version__
 from streamal.core.checkpoint import Checkpointer
 from streamal.core.protocol import Learner
 from streamal.core.spec import build_learner as build_from_spec
+from streamal.labelling.policy import LabelPolicy
 from streamal.messages import Limits
 from streamal.service.config import KafkaSettings, Settings
 from streamal.service.loop import LoopPolicy, Service, Topics
@@ -33,12 +34,14 @@ from streamal.service.warm import warm_start_hook
 from streamal.transports.base import Sink, Source
 
 __all__ = [
+    "build_labelling",
     "build_learner",
     "build_service",
     "build_transports",
     "config_hash",
     "kafka_client_options",
     "limits",
+    "label_policy",
     "loop_policy",
     "topics",
 ]
@@ -120,6 +123,12 @@ def build_transports(settings: Settings) -> tuple[Source, Sink]:
     return source, sink
 
 
+def label_policy(settings: Settings) -> LabelPolicy:
+    """What queries offer annotators and which labels are taken (``learner`` section)."""
+    spec = settings.learner
+    return LabelPolicy.build(spec.classes, spec.query_meta_bytes, spec.unsolicited)
+
+
 def topics(settings: Settings) -> Topics:
     """The topic names."""
     t = settings.topics
@@ -198,5 +207,59 @@ def build_service(
         limits=limits(settings),
         warm_start=warm,
     )
+    service.handler.policy = label_policy(settings)
     metrics.track_lag(source, lambda: service.offsets.positions)
     return service
+
+
+def build_labelling(settings: Settings, service: Service, sink: Sink | None = None) -> Any:
+    """The labelling routes for the HTTP port, or ``None`` with ``labelling.enabled`` off.
+
+    Wraps the service's sink so that the page learns of each query as it is published,
+    and gives ``POST /labels`` a producer of its own (a Kafka one unless ``sink`` is
+    given). Close ``app.gateway.sink`` after the HTTP server stops.
+    """
+    from streamal.core.pending import MemoryPendingStore
+    from streamal.labelling.board import BoardSink, QueryBoard
+    from streamal.labelling.gateway import LabelGateway
+    from streamal.labelling.web import LabellingApp
+
+    spec = settings.labelling
+    if not spec.enabled:
+        return None
+
+    def is_open(sample_id: str) -> bool:
+        pending = service.learner.pending
+        # Only the in-memory store may be read from the HTTP thread (a set lookup);
+        # with SQLite, queries leave the page when labelled over HTTP.
+        return not isinstance(pending, MemoryPendingStore) or sample_id in pending
+
+    def counts() -> dict[str, Any]:
+        learner = service.learner
+        budget, seen = learner.budget, learner.stats.seen
+        return {
+            "pending": len(learner.pending),
+            "spent": budget.spent,
+            "target": int(budget.rate * seen),
+            "rate": budget.rate,
+            "seen": seen,
+        }
+
+    board = QueryBoard(is_open=is_open)
+    service.sink = BoardSink(service.sink, settings.topics.queries, board)
+    if sink is None:
+        from streamal.transports.kafka import KafkaSink
+
+        kafka = settings.kafka
+        producer = {"max_block_ms": kafka.max_block_ms, "linger_ms": 0}
+        sink = KafkaSink(kafka_client_options(kafka), {**producer, **kafka.producer})
+    token = None if spec.token is None else spec.token.get_secret_value()
+    gateway = LabelGateway(
+        sink,
+        settings.topics.labels,
+        label_policy(settings),
+        token,
+        spec.max_request_bytes,
+        spec.max_labels,
+    )
+    return LabellingApp(gateway, board, counts)

@@ -41,6 +41,7 @@ from streamal.core.learner import Decision, LabelOutcome
 from streamal.core.protocol import Learner
 from streamal.core.registry import strategy_name
 from streamal.exceptions import DecodeError, MessageRejected, TransportError
+from streamal.labelling.policy import LabelPolicy
 from streamal.messages import Limits, Sample, check_label, check_sample, decode_label, decode_sample
 from streamal.service.metrics import Metrics
 from streamal.service.outputs import (
@@ -108,6 +109,9 @@ class MessageHandler:
         self.limits = Limits() if limits is None else limits
         #: Queries decided since the last checkpoint, in decision order.
         self.outbox: list[Outgoing] = []
+        #: Classes offered, query meta size, unsolicited labels (the factory sets it
+        #: from the settings; see :mod:`streamal.labelling.policy`).
+        self.policy = LabelPolicy()
 
     def handle(self, env: Envelope) -> None:
         """Process one consumed message (messages of other topics are ignored)."""
@@ -146,7 +150,10 @@ class MessageHandler:
     def _queue(self, sample: Sample, decision: Decision) -> None:
         """Put the query for a queried arrival in the outbox (sent at the next checkpoint)."""
         learner = self.learner
-        value = learner.query_json(sample, decision)
+        policy = self.policy
+        value = learner.query_json(
+            sample, decision, classes=policy.offered, meta_bytes=policy.meta_bytes
+        )
         self.outbox.append((self.topics.queries, sample.id.encode(), value))
         self.metrics.query(strategy_name(learner.strategy), decision.purpose, sample.id)
 
@@ -154,7 +161,11 @@ class MessageHandler:
         try:
             label = decode_label(env.value or b"")
             check_label(label, self.limits)
-            outcome = self.learner.apply(label)
+            learner = self.learner
+            if label.x is not None and self.policy.unsolicited:
+                outcome = learner.learn_unsolicited(label)
+            else:
+                outcome = learner.apply(label)
         except DecodeError as err:
             self._dead_letter(env, classify(env.value, err), str(err), "label")
             return

@@ -1,5 +1,9 @@
 """One HTTP port: ``/metrics`` (Prometheus), ``/healthz`` (alive), ``/readyz`` (ready).
 
+Other paths go to ``routes`` when given (the labelling page and ``POST /labels``,
+:mod:`streamal.labelling.web`); a request body above ``max_body`` is refused with 413
+before it is read.
+
 ``/healthz`` and ``/readyz`` answer ``200 ok`` or ``503`` with the reason, so that an
 orchestrator restarts a stuck process and routes nothing to one that is still restoring
 or cut off from its broker.
@@ -30,7 +34,7 @@ True
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -39,6 +43,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 __all__ = ["HttpServer"]
 
 Probe = Callable[[], tuple[bool, str]]
+#: ``(method, path, headers, body) -> (status, body, content type)``, ``None``: not mine.
+#: Header names are in Title-Case (``Authorization``).
+Routes = Callable[[str, str, Mapping[str, str], bytes], tuple[int, bytes, str] | None]
 
 
 class _BoundedServer(ThreadingHTTPServer):
@@ -86,6 +93,10 @@ class HttpServer:
         Seconds a connection may stay silent (reading a request) before it is closed.
     max_connections
         Connections served at once; more are closed as they arrive.
+    routes
+        Answers the other paths (and ``POST``), if given.
+    max_body
+        The largest request body passed to ``routes``.
     """
 
     def __init__(
@@ -97,7 +108,11 @@ class HttpServer:
         port: int = 9108,
         timeout: float = 5.0,
         max_connections: int = 16,
+        routes: Routes | None = None,
+        max_body: int = 1_048_576,
     ) -> None:
+        self.routes = routes
+        self.max_body = max_body
         self.registry = registry
         self.health = health
         self.ready = ready
@@ -123,9 +138,28 @@ class HttpServer:
                     ok, reason = (owner.health if path == "/healthz" else owner.ready)()
                     self._reply(200 if ok else 503, f"{reason}\n".encode(), "text/plain")
                 else:
-                    self._reply(
-                        404, b"not found: try /metrics, /healthz or /readyz\n", "text/plain"
-                    )
+                    self._route("GET")
+
+            def do_POST(self) -> None:  # noqa: N802 (the http.server name)
+                self._route("POST")
+
+            def _route(self, method: str) -> None:
+                reply = None
+                if owner.routes is not None:
+                    try:
+                        size = int(self.headers.get("Content-Length") or 0)
+                    except ValueError:
+                        size = -1
+                    if not 0 <= size <= owner.max_body:
+                        self.close_connection = True  # the body is left unread
+                        reply = (413, b"request body too large or unsized\n", "text/plain")
+                    else:
+                        body = self.rfile.read(size) if size else b""
+                        headers = {k.title(): v for k, v in self.headers.items()}
+                        reply = owner.routes(method, self.path, headers, body)
+                if reply is None:
+                    reply = (404, b"not found: try /metrics, /healthz or /readyz\n", "text/plain")
+                self._reply(*reply)
 
             def _reply(self, code: int, body: bytes, content_type: str) -> None:
                 self.send_response(code)

@@ -29,7 +29,7 @@ from streamal.core.pending import PendingEntry, PendingStore
 from streamal.core.protocol import Queried
 from streamal.core.registry import make_selector
 from streamal.exceptions import MessageRejected
-from streamal.messages import Label, Purpose, Query, Sample
+from streamal.messages import MAX_QUERY_META_BYTES, Label, Purpose, Query, Sample
 from streamal.strategies._features import FeatureScaler, RingBuffer
 from streamal.strategies.base import Strategy
 from streamal.strategies.batch import Batch, Selector
@@ -291,6 +291,10 @@ class WindowLearner:
         """Apply ``label``; ``True`` if the model learned from it."""
         return self.apply(label) is LabelOutcome.APPLIED
 
+    def learn_unsolicited(self, label: Label) -> LabelOutcome:
+        """The inner learner's :meth:`~streamal.core.learner.ActiveLearner.learn_unsolicited`."""
+        return self.learner.learn_unsolicited(label)
+
     def warm_start(
         self,
         labelled: Iterable[Sample | tuple[dict[str, Any], Any]],
@@ -303,14 +307,29 @@ class WindowLearner:
 
     # -- messages ----------------------------------------------------------------------
     def query_for(
-        self, sample: Sample, decision: Decision, purpose: Purpose | None = None
+        self,
+        sample: Sample,
+        decision: Decision,
+        purpose: Purpose | None = None,
+        *,
+        classes: list[Any] | None = None,
+        meta_bytes: int = MAX_QUERY_META_BYTES,
     ) -> Query:
         """The :class:`~streamal.messages.Query` for a chosen arrival (the inner learner's)."""
-        return self.learner.query_for(sample, decision, purpose)
+        return self.learner.query_for(
+            sample, decision, purpose, classes=classes, meta_bytes=meta_bytes
+        )
 
-    def query_json(self, sample: Sample, decision: Decision) -> bytes:
+    def query_json(
+        self,
+        sample: Sample,
+        decision: Decision,
+        *,
+        classes: list[Any] | None = None,
+        meta_bytes: int = MAX_QUERY_META_BYTES,
+    ) -> bytes:
         """The wire bytes of :meth:`query_for`'s message."""
-        return self.learner.query_json(sample, decision)
+        return self.learner.query_json(sample, decision, classes=classes, meta_bytes=meta_bytes)
 
     def __repr__(self) -> str:
         return (
