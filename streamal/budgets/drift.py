@@ -199,14 +199,10 @@ class DriftAware(Wrapper):
         cap, recent = (self._boost_cap if elevated else self._window_cap), self._recent
         return len(recent) < cap or recent[-cap] <= self._seen - self.window
 
-    def decide(
-        self, score: float, ts: float | None = None, pending: int = 0, *, allowed: bool = True
-    ) -> bool:
-        query = super().decide(score, ts, pending, allowed=allowed)
+    def _spend(self, query: bool, ts: float | None) -> None:
         if self._seen == self._boost_until:
             # The boost ends: its labels are in once as many were heard as were asked.
             self._deaf_until_heard = self._spent
-        return query
 
     def on_label(self, correct: bool) -> None:
         super().on_label(correct)
