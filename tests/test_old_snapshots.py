@@ -70,6 +70,23 @@ def test_an_old_snapshot_loads_and_decides_as_before(name: str) -> None:
     )
 
 
+def test_an_old_audited_snapshot_loads_and_keeps_its_promise() -> None:
+    # The audit slice is planned differently since (issue 15): the old draws are not
+    # repeated, but the learner loads, keeps its counts and goes on within its budget.
+    learner = Checkpointer.read(DATA / "old-audited.ckpt").learner
+    assert isinstance(learner, ActiveLearner) and learner.audit == 0.2
+    seen, spent = learner.stats.seen, learner.budget.spent
+    assert seen == 200 and spent <= 0.3 * seen
+    purposes = []
+    for sample in _samples(200, 1200):
+        decision = learner.process(sample)
+        if decision.queried:
+            purposes.append(decision.purpose)
+            learner.apply(Label(sample_id=sample.id, y=int(sample.id) % 2 == 0))
+    assert learner.budget.spent <= 0.3 * learner.stats.seen
+    assert "audit" in purposes and "learn" in purposes
+
+
 def test_an_old_sqlite_pending_store_loads(tmp_path: Path) -> None:
     path = tmp_path / "pending.sqlite"
     shutil.copy(DATA / "old-pending.sqlite", path)

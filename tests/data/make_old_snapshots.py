@@ -62,10 +62,11 @@ def main(folder: str) -> None:
                          [q.sample_id for q in taken]])
         return rows
 
+    # Without an audit slice: the new code must decide exactly as the old one did.
     active = ActiveLearner(
         build_model("logreg", seed=7), make_strategy("density", seed=7),
         make_budget("capped:inner=variable_threshold,max_pending=50", rate=0.3, seed=7),
-        ttl=40.0, audit=0.2, seed=7,
+        ttl=40.0, audit=0.0, seed=7,
     )
     feed(active, _samples(0, 200))
     blob = Checkpointer(out / "tmp-active", keep=1)
@@ -73,6 +74,18 @@ def main(folder: str) -> None:
     path.rename(out / "old-active.ckpt")
     (out / "tmp-active").rmdir()
     expected["active"] = feed(active, _samples(200, 300))
+
+    # With an audit slice: its audits are planned differently now (an audit plan instead
+    # of draws that waited for the guards), so only loading and the promise are checked.
+    audited = ActiveLearner(
+        build_model("logreg", seed=7), make_strategy("entropy", seed=7),
+        make_budget("variable_threshold", rate=0.3, seed=7), ttl=40.0, audit=0.2, seed=7,
+    )
+    feed(audited, _samples(0, 200))
+    blob = Checkpointer(out / "tmp-audited", keep=1)
+    path = blob.save(Snapshot(audited, {("streamal.samples", 0): 200}, [], {}, "abc", {}))
+    path.rename(out / "old-audited.ckpt")
+    (out / "tmp-audited").rmdir()
 
     window = WindowLearner(learner("margin", "random"), "coreset", window=7, seed=7)
     feed(window, _samples(0, 103))  # the open window holds 5 arrivals
