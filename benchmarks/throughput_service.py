@@ -56,7 +56,7 @@ CONSUMER = {
 PRODUCER = {"enable_idempotence": False, "acks": "all", "linger_ms": 5}
 #: Latency is measured with kafka-python's default fetch wait (500 ms: tansu answers a
 #: fetch only when that wait is over, so it dominates) and with a 5 ms wait, set through
-#: the service's ``kafka.consumer`` settings.
+#: the service's ``kafka.fetch_max_wait_ms`` setting.
 LATENCY_SETTINGS: dict[str, dict[str, Any]] = {
     "default": {},
     "fetch_max_wait_ms=5": {"fetch_max_wait_ms": 5},
@@ -137,7 +137,7 @@ def _service(
                 "bootstrap_servers": bootstrap,
                 "group_id": _unique("svc"),
                 **CONSUMER,
-                "consumer": consumer or {},
+                **(consumer or {}),  # typed settings: kafka.consumer may not shadow them
             },
             "topics": topics,
             "learner": {"model": "logreg", "seed": SEED, "ttl": TTL},

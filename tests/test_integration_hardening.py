@@ -155,3 +155,67 @@ def test_hostile_stream_through_serve(kafka_broker: Any, kafka_topics: Any, tmp_
     assert len(learner.pending) <= 300
     assert reasons.get("too_deep", 0) > 0 and reasons.get("unknown_class", 0) > 0
     print(f"serve: {COUNT} messages, {len(kinds)} kinds, {dict(reasons)}", file=sys.stderr)
+
+
+def test_serve_before_its_samples_topic_exists(
+    kafka_broker: Any, kafka_topics: Any, tmp_path: Path
+) -> None:
+    # Found 7: started before its samples topic existed, serve decided nothing for more
+    # than 90 s while /readyz said ok.
+    from streamal.messages import Sample, encode
+
+    others = dict(zip(ROLES[1:], kafka_topics(*ROLES[1:], partitions=1), strict=True))
+    samples = f"late-{others['labels']}"
+    topics = {"samples": samples, **others}
+    env = kafka_broker.env(
+        KAFKA__GROUP_ID=samples + "-svc",
+        LEARNER__MODEL="logreg",
+        SERVICE__HTTP_HOST="127.0.0.1",
+        **{f"TOPICS__{role.upper()}": topics[role] for role in ROLES},
+    )
+    log = tmp_path / "serve.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamal", "serve", "--checkpoint-dir", str(tmp_path / "s")]
+            + ["--http-port", "0"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+
+        def port() -> int | None:
+            assert proc.poll() is None, log.read_text()
+            found = re.search(r"on http://[0-9.]+:(\d+)", log.read_text())
+            return int(found.group(1)) if found else None
+
+        http = _wait(port, 60, "the HTTP port")
+
+        def ready() -> tuple[int, str]:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http}/readyz", timeout=5) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as error:
+                return error.code, error.read().decode()
+
+        _wait(lambda: "no partition of" in ready()[1], 30, "not ready: nothing assigned")
+        assert ready()[0] == 503
+        kafka_broker.create_topics(samples, partitions=1)
+        sent = [encode(Sample(id=f"s{i}", x={"a": float(i)})) for i in range(5)]
+        kafka_broker.send(samples, sent)
+        started = time.monotonic()
+
+        def decided() -> bool:
+            return _sum(_metrics(http), "streamal_samples_total") >= len(sent)
+
+        _wait(decided, 90, "the samples of the late topic to be decided")
+        waited = time.monotonic() - started
+        assert ready() == (200, "ok\n")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        print(f"late samples topic: decided {waited:.1f} s after it was created", file=sys.stderr)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        kafka_broker.delete_topics(samples)
