@@ -41,12 +41,13 @@ def render_query(query: Query) -> Panel:
     --------
     >>> from rich.console import Console
     >>> q = Query(sample_id="42", x={"age": 31, "city": "Oslo"}, proba={"yes": 0.7, "no": 0.3},
-    ...           prediction="yes", score=0.88, strategy="entropy", model_version=5)
+    ...           prediction="yes", score=0.88, strategy="entropy", model_version=5,
+    ...           meta={"note": "renewal call"})
     >>> console = Console(width=60, color_system=None)
     >>> with console.capture() as cap:
     ...     console.print(render_query(q))
     >>> text = cap.get()
-    >>> "sample 42" in text and "Oslo" in text and "0.700" in text
+    >>> "sample 42" in text and "Oslo" in text and "0.700" in text and "renewal call" in text
     True
     """
     features = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
@@ -68,7 +69,15 @@ def render_query(query: Query) -> Panel:
         f"({query.strategy}) · {query.purpose}"
     )
     title = f"sample {query.sample_id} · model v{query.model_version}"
-    return Panel(Group(head, features, classes), title=title, title_align="left")
+    parts: list[Any] = [head]
+    if query.meta:  # what the sample is (a text, a URL), before what the model saw
+        item = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+        item.add_column("item")
+        item.add_column("", overflow="fold")
+        for name, value in list(query.meta.items())[:MAX_FEATURES]:
+            item.add_row(str(name), str(value))
+        parts.append(item)
+    return Panel(Group(*parts, features, classes), title=title, title_align="left")
 
 
 def _prompt(console: Console) -> Callable[[Any, str | None], str | None]:

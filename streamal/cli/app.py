@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "streamal.cli.catalog_cmd",
     "streamal.cli.companions_cmd",
     "streamal.cli.annotate_cmd",
+    "streamal.cli.label_cmd",
     "streamal.cli.bridge_cmd",
     "streamal.cli.demo_cmd",
     "streamal.cli.export_cmd",

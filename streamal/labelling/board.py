@@ -11,7 +11,7 @@ Examples
 >>> from streamal.messages import Query, encode
 >>> board = QueryBoard(max_size=2)
 >>> for i in range(3):
-...     board.published(encode(Query(sample_id=str(i), x={"a": i}, score=0.5,
+...     _ = board.published(encode(Query(sample_id=str(i), x={"a": i}, score=0.5,
 ...                                  strategy="Entropy", model_version=0)))
 >>> [q["sample_id"] for q in board.open()]
 ['1', '2']
@@ -50,20 +50,21 @@ class QueryBoard:
         self._queries: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def published(self, value: bytes) -> None:
-        """A query was published (its wire bytes)."""
+    def published(self, value: bytes) -> str | None:
+        """A query was published (its wire bytes); its sample id, if it is a query."""
         try:
             query = json.loads(value)
         except ValueError:
-            return
+            return None
         if not isinstance(query, dict) or not isinstance(query.get("sample_id"), str):
-            return
+            return None
         with self._lock:
             queries = self._queries
             queries[query["sample_id"]] = query
             queries.move_to_end(query["sample_id"])
             while len(queries) > self.max_size:
                 queries.popitem(last=False)
+        return str(query["sample_id"])
 
     def answered(self, sample_ids: Iterable[str]) -> None:
         """Labels for these samples were accepted: take them off the board."""
