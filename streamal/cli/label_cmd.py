@@ -76,8 +76,8 @@ def label_command(
         lambda: (feed.is_alive(), "ok" if feed.is_alive() else "not reading the topics"),
         host,
         port,
-        app,
-        spec.max_request_bytes,
+        routes=app,
+        max_body=spec.max_request_bytes,
     )
     stopping = {"flag": False}
 

@@ -169,7 +169,7 @@ def serve_command(
             labelling = build_labelling(settings, service)
         except TransportError as err:
             service.close()
-            typer.echo(f"error: {err}", err=True)
+            typer.echo(f"error: {redact(str(err))}", err=True)
             raise typer.Exit(3) from None
         http = HttpServer(
             registry,
@@ -177,10 +177,10 @@ def serve_command(
             service.readiness,
             runtime.http_host,
             runtime.http_port,
-            runtime.http_timeout,
-            runtime.http_max_connections,
-            labelling,
-            settings.labelling.max_request_bytes,
+            timeout=runtime.http_timeout,
+            max_connections=runtime.http_max_connections,
+            routes=labelling,
+            max_body=settings.labelling.max_request_bytes,
         )
         http.start()
         log.info("serving /metrics, /healthz, /readyz on http://%s:%d", http.host, http.port)
