@@ -302,4 +302,4 @@ def test_settings_set_classes_and_limits(tmp_path: Any) -> None:
     service.handler.handle(Envelope(LABELS, 0, 0, None, b'{"sample_id": "s1", "y": "c"}'))
     reasons = [env.header("streamal.reason") for env in broker.records(DEAD)]
     assert reasons == [b"limit_exceeded", b"unknown_class"]
-    assert service.learner.classes == ("a", "b")
+    assert tuple(service.handler.policy.classes or ()) == ("a", "b")  # the label policy

@@ -234,7 +234,6 @@ class LearnerSettings(_Section):
             pending_file=pending_file if self.pending == "sqlite" else None,
             max_pending=self.max_pending,
             window=window,
-            classes=None if self.classes is None else tuple(self.classes),
         )
 
 
@@ -356,17 +355,21 @@ class Settings(BaseSettings):
 
     def learner_identity(self) -> dict[str, Any]:
         """What a snapshot depends on: the learner settings and the input topics."""
-        # audit=0 and classes=None are left out so that older snapshots keep their hash.
+        # audit=0 is left out so that older snapshots keep their hash. The warm start is
+        # data learned once (the snapshot records it), and the classes offered and taken,
+        # the query meta size and unsolicited labels are the handler's label policy:
+        # none of them is the learner's shape.
         unset = {"audit"} if not self.learner.audit else set()
-        if self.learner.classes is None:
-            unset.add("classes")
         return {
-            # audit=0 and classes=None are left out so that older snapshots keep their
-            # hash; the warm start is data learned once (the snapshot records it), not
-            # the learner's shape.
             "learner": self.learner.model_dump(
                 mode="json",
-                exclude={"max_pending", "query_meta_bytes", "unsolicited", *_WARM_START}
+                exclude={
+                    "max_pending",
+                    "classes",
+                    "query_meta_bytes",
+                    "unsolicited",
+                    *_WARM_START,
+                }
                 | unset,
             ),
             "topics": {"samples": self.topics.samples, "labels": self.topics.labels},

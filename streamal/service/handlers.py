@@ -161,6 +161,9 @@ class MessageHandler:
         try:
             label = decode_label(env.value or b"")
             check_label(label, self.limits)
+            refused = self.policy.refuse(label.y)  # learner.classes of the settings
+            if refused is not None:
+                raise MessageRejected("unknown_class", refused)
             learner = self.learner
             if label.x is not None and self.policy.unsolicited:
                 outcome = learner.learn_unsolicited(label)
