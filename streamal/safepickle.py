@@ -112,9 +112,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         """Resolve ``module.name`` if the allow-list permits it, else raise."""
         if (module, name) in ALLOWED:
             return super().find_class(module, name)
-        if _allowed_prefix(module) and not any(
-            part.startswith("__") for part in name.split(".")
-        ):
+        if _allowed_prefix(module) and not any(part.startswith("__") for part in name.split(".")):
             found = super().find_class(module, name)
             if isinstance(found, type) or (module, name) in ALLOWED_FUNCTIONS:
                 return found
