@@ -104,9 +104,7 @@ def test_unrestorable_payload_is_refused(tmp_path: Path) -> None:
     import pickle
 
     payload = pickle.dumps({"not": "a snapshot"})
-    header = struct.pack(
-        ">8sHQ32s", MAGIC, 1, len(payload), hashlib.sha256(payload).digest()
-    )
+    header = struct.pack(">8sHQ32s", MAGIC, 1, len(payload), hashlib.sha256(payload).digest())
     (tmp_path / "snapshot-000000000001.ckpt").write_bytes(header + payload)
     with pytest.raises(CheckpointError, match="holds a dict"):
         Checkpointer(tmp_path).load()

@@ -117,9 +117,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         module = MOVED.get(module, module)
         if (module, name) in ALLOWED:
             return super().find_class(module, name)
-        if _allowed_prefix(module) and not any(
-            part.startswith("__") for part in name.split(".")
-        ):
+        if _allowed_prefix(module) and not any(part.startswith("__") for part in name.split(".")):
             found = super().find_class(module, name)
             if isinstance(found, type) or (module, name) in ALLOWED_FUNCTIONS:
                 return found
