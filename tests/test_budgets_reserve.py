@@ -67,3 +67,18 @@ def test_registered_with_its_parameters() -> None:
     m = make_budget("reserve_quantile:w=50,explore=0.1", rate=0.2, seed=1)
     assert isinstance(m, ReserveQuantile)
     assert (m.w, m.explore, m.rate) == (50, 0.1, 0.2)
+
+
+def test_the_initial_allowance_is_spent_early_and_nothing_more() -> None:
+    m = ReserveQuantile(rate=0.1, initial=100, explore=0.0)
+    decisions = [m.decide(0.5) for _ in range(1000)]
+    assert sum(decisions[:10]) == 10, "the first 10 labels come with the first arrivals"
+    assert sum(decisions[:100]) == 10, "then nothing until the budget has caught up"
+    assert sum(decisions) <= 100
+    plain = ReserveQuantile(rate=0.1, explore=0.0)
+    assert sum(plain.decide(0.5) for _ in range(9)) == 0  # the first accrues at 10
+
+
+def test_the_initial_allowance_fits_the_window_guard() -> None:
+    m = ReserveQuantile(rate=0.01, initial=100_000, explore=0.0)
+    assert sum(m.decide(1.0) for _ in range(1000)) == 10  # floor(0.01 · 1000), not 1,000

@@ -14,6 +14,7 @@ regardless of the score, to notice changes where the model is confidently wrong)
 from __future__ import annotations
 
 import bisect
+import math
 import random
 from collections import deque
 
@@ -68,6 +69,13 @@ class ReserveQuantile(BudgetManager):
     explore
         Share of the budget spent on random arrivals, in ``[0, 1)`` (default 0.25,
         measured against 0 and 0.1 in docs/benchmarks.md).
+    initial
+        Initial allowance, in arrivals: the budget of the first ``initial`` arrivals,
+        ``k = floor(rate · initial)`` labels, may be spent from the first arrival on
+        (cold start: the first labels are worth the most). This changes the cumulative
+        promise to ``spent <= max(floor(rate · n), k)``, which is the usual
+        ``floor(rate · n)`` from arrival ``initial`` on. ``k`` is capped at
+        ``floor(rate · window)``, so the sliding-window promise is unchanged.
     window
         Length of the guard's sliding window.
     seed
@@ -91,6 +99,7 @@ class ReserveQuantile(BudgetManager):
         reserve: float = 10.0,
         save: float = 300.0,
         explore: float = 0.25,
+        initial: int = 0,
         window: int = 1000,
         seed: int | None = None,
     ) -> None:
@@ -103,14 +112,24 @@ class ReserveQuantile(BudgetManager):
         self.reserve = reserve
         self.save = save
         self.explore = explore
+        # Within the first window, so that the sliding-window guard is unchanged.
+        self.initial = initial
+        self._initial = min(max(0, math.floor(rate * initial + 1e-9)), self._window_cap)
         self._target = max(1.0, rate * reserve)
-        self._cap = max(2.0, rate * save, self._target)
+        self._cap = max(2.0, rate * save, self._target, float(self._initial))
         self._history: deque[float] = deque()
         self._sorted: list[float] = []
         self._rng = random.Random(seed)
         self._owed = False
         self._forfeited = 0.0
         self._theta = 1.0
+
+    def budget_left(self) -> bool:
+        """The guards, with the first ``initial`` labels allowed from the first arrival."""
+        if self._spent < self._initial:
+            recent, cap = self._recent, self._window_cap
+            return len(recent) < cap or recent[-cap] <= self._seen - self.window
+        return super().budget_left()
 
     @property
     def threshold(self) -> float | None:
@@ -134,7 +153,7 @@ class ReserveQuantile(BudgetManager):
             if self._owed and allowed:
                 self._owed = False
                 return True
-        saved = self.rate * self._seen - self._spent - self._forfeited
+        saved = max(self.rate * self._seen, self._initial) - self._spent - self._forfeited
         if saved > self._cap:
             self._forfeited += saved - self._cap
             saved = self._cap
