@@ -373,9 +373,9 @@ PARTS: dict[str, dict[str, Any]] = {
         "delays": [0],
     },
     # Trees: Hoeffding (first 2,000 arrivals, delay 0) and ARF (~0.4 ms per arrival:
-    # first 2,000 arrivals at rate 0.1 only).
+    # first 2,000 arrivals, delay 0).
     "hoeffding": {"limit": 2000, "models": ["hoeffding"], "rates": [0.05, 0.1, 0.2], "delays": [0]},
-    "arf": {"limit": 2000, "models": ["arf"], "rates": [0.1], "delays": [0]},
+    "arf": {"limit": 2000, "models": ["arf"], "rates": [0.05, 0.1, 0.2], "delays": [0]},
 }
 
 
