@@ -376,6 +376,10 @@ PARTS: dict[str, dict[str, Any]] = {
     # first 2,000 arrivals, delay 0).
     "hoeffding": {"limit": 2000, "models": ["hoeffding"], "rates": [0.05, 0.1, 0.2], "delays": [0]},
     "arf": {"limit": 2000, "models": ["arf"], "rates": [0.05, 0.1, 0.2], "delays": [0]},
+    # Hoeffding tree on full streams, rate 0.1 only.
+    "hoeffding_full": {"limit": None, "models": ["hoeffding"], "rates": [0.1], "delays": [0]},
+    # ARF on full streams, rate 0.1 only (run with --pairs DEFAULT,entropy/variable_threshold).
+    "arf_full": {"limit": None, "models": ["arf"], "rates": [0.1], "delays": [0]},
 }
 
 
