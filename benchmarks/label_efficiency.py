@@ -12,6 +12,8 @@ rate), a periodic baseline (every 1/rate-th arrival) and the full-label baseline
 * rates 0.01, 0.05, 0.1, 0.2; seeds 1, 2, 3; label delays 0 and 500 samples (at delay
   500, the uncertainty strategies with every manager and the baselines: the spatial
   strategies and EGL are compared at delay 0, to keep the grid near an hour on 2 cores);
+* peers: scikit-activeml's VariableUncertainty with BIQF and with its own manager, and
+  StreamProbabilisticAL (BIQF), their budget managers unguarded (``peers.py``);
 * two model families: scaled logistic regression (``logreg``; ``softmax`` on multi-class
   streams) and a Hoeffding tree (``hoeffding``).
 
@@ -42,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ELEC, ROOT, ResultCache, cache_key, machine, materialize, progress  # noqa: E402
 from label_efficiency_report import write_report  # noqa: E402
+from peers import MANAGERS as PEER_MANAGERS  # noqa: E402
+from peers import PEERS, build_peer_learner  # noqa: E402
 
 from streamal.messages import Sample  # noqa: E402
 from streamal.offline.oracle import SimulatedOracle  # noqa: E402
@@ -49,6 +53,7 @@ from streamal.offline.replay import build_learner, replay  # noqa: E402
 
 #: Score-aware managers compared (the score-blind ones are the baselines).
 MANAGERS = (
+    "reserve_quantile",
     "variable_threshold",
     "fixed_threshold",
     "rand_variable_threshold",
@@ -109,6 +114,8 @@ def pairs(family: str, grid: Grid, delay: int = 0) -> list[tuple[str, str]]:
         ]
     out = list(BASELINES)
     out += [(s, m) for s in UNCERTAINTY for m in MANAGERS]
+    # scikit-activeml's VariableUncertainty (+ BIQF) and StreamProbabilisticAL, unguarded.
+    out += [p for p in PEERS.values() if not delay or p[0] != "pal"]
     if delay:
         return out
     if family == "linear":  # expected gradient length needs a linear model's gradient
@@ -127,7 +134,10 @@ def model_spec(family: str, classes: int) -> str:
 def _run(
     data: list[Sample], model: str, strategy: str, budget: str, rate: float, delay: int, seed: int
 ) -> dict[str, Any]:
-    learner = build_learner(model, strategy, budget, rate, seed)
+    if budget in PEER_MANAGERS:
+        learner = build_peer_learner(model, strategy, budget, rate, seed)
+    else:
+        learner = build_learner(model, strategy, budget, rate, seed)
     oracle = SimulatedOracle(str(delay), seed=seed)
     final, _ = replay(data, learner, oracle, step=len(data))
     return {

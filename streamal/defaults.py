@@ -11,9 +11,9 @@ __all__ = ["DEFAULT_BUDGET", "DEFAULT_MODEL", "DEFAULT_RATE", "DEFAULT_SEED", "D
 #: Model spec (see :mod:`streamal.core.models`).
 DEFAULT_MODEL = "arf"
 #: Strategy spec (see :mod:`streamal.core.registry`).
-DEFAULT_STRATEGY = "entropy"
+DEFAULT_STRATEGY = "margin"
 #: Budget manager spec.
-DEFAULT_BUDGET = "variable_threshold"
+DEFAULT_BUDGET = "reserve_quantile:initial=100"
 #: Share of arrivals that may be labelled.
 DEFAULT_RATE = 0.1
 #: Seed of every random choice when none is given.

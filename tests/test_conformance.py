@@ -369,3 +369,23 @@ def test_every_component_is_covered() -> None:
     assert {"fixed_threshold", "variable_threshold", "random", "full"} <= set(BUDGET_NAMES)
     assert len(STRATEGY_NAMES) >= 10 and len(BUDGET_NAMES) >= 13
     assert normalize({"a": 1.0}) == [1.0]
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.2])
+@pytest.mark.parametrize("stream", sorted(SCORE_STREAMS))
+def test_default_initial_allowance_stays_within_its_documented_bound(
+    stream: str, rate: float
+) -> None:
+    """The default advances the budget of the first 100 arrivals (cold start), no more."""
+    from streamal.defaults import DEFAULT_BUDGET
+
+    manager = make_budget(DEFAULT_BUDGET, rate=rate, seed=1)
+    advance = getattr(manager, "initial", 0)
+    decisions = _decisions(manager, SCORE_STREAMS[stream]())
+    spent = np.cumsum(decisions)
+    n = np.arange(1, N + 1)
+    head = math.floor(rate * advance + 1e-9)
+    assert (spent <= np.maximum(np.floor(rate * n + 1e-9), head)).all()
+    later = n >= advance
+    assert (spent[later] <= np.floor(rate * n[later] + 1e-9)).all(), "back to floor(rate·n)"
+    assert _worst_window(decisions) <= math.floor(rate * WINDOW + 1e-9)

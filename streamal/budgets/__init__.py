@@ -5,6 +5,7 @@ from streamal.budgets.drift import DriftAware
 from streamal.budgets.estimate import EstimatedBudget
 from streamal.budgets.quantile import QuantileFilter
 from streamal.budgets.random import EstimatedGreedy, FullBudget, Periodic, RandomBudget
+from streamal.budgets.reserve import ReserveQuantile
 from streamal.budgets.selective import SelectiveSampling
 from streamal.budgets.threshold import (
     FixedThreshold,
@@ -27,6 +28,7 @@ __all__ = [
     "QuantileFilter",
     "RandomBudget",
     "RandomizedVariableThreshold",
+    "ReserveQuantile",
     "SelectiveSampling",
     "Split",
     "VariableThreshold",

@@ -271,6 +271,11 @@ register_budget(
     "balanced incremental quantile filter: score above the recent (1-rate)-quantile",
 )
 register_budget(
+    "reserve_quantile",
+    budgets.ReserveQuantile,
+    "score in the top share of recent scores; the share follows the saved allowance",
+)
+register_budget(
     "estimated",
     budgets.EstimatedGreedy,
     "ask whenever Zliobaite's windowed spending estimate is below the rate (score-blind)",

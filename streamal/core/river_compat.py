@@ -90,10 +90,14 @@ class ActiveClassifier(base.Wrapper, base.Classifier):  # type: ignore[misc]
     --------
     >>> from river import linear_model
     >>> clf = ActiveClassifier(linear_model.LogisticRegression(), rate=0.5, seed=1)
-    >>> for i in range(8):
+    >>> for i in range(300):
     ...     clf.learn_one({"a": float(i % 2)}, i % 2 == 1)
     >>> clf.labels_used <= 0.5 * clf.n_seen, clf.predict_one({"a": 1.0})
     (True, True)
+
+    The default budget (``reserve_quantile:initial=100``) may spend the budget of the
+    first 100 arrivals from the first arrival on; from arrival 100 on, at most
+    ``rate · n`` labels were used.
     """
 
     def __init__(

@@ -12,7 +12,7 @@ Examples
 --------
 >>> learner = build_learner(LearnerSpec(model="logreg", strategy="margin", rate=0.2))
 >>> type(learner).__name__, type(learner.budget).__name__, learner.target_rate
-('ActiveLearner', 'VariableThreshold', 0.2)
+('ActiveLearner', 'ReserveQuantile', 0.2)
 >>> windowed = build_learner(LearnerSpec(model="logreg", window=WindowSpec("coreset", 50)))
 >>> type(windowed).__name__, windowed.window
 ('WindowLearner', 50)

@@ -6,7 +6,7 @@ Examples
 >>> settings = load_settings(overrides={"learner": {"model": "logreg", "rate": 0.2}})
 >>> learner = build_learner(settings)
 >>> type(learner.budget).__name__, learner.budget.rate
-('VariableThreshold', 0.2)
+('ReserveQuantile', 0.2)
 >>> len(config_hash(settings))
 16
 >>> kafka_client_options(settings.kafka)["bootstrap_servers"]

@@ -1,0 +1,441 @@
+"""Selection suite: the default against uniform random, full labels and scikit-activeml.
+
+Prequential replay (test, then maybe query, then learn when the label comes) on a suite
+split in two halves, so that a choice tuned on one half is checked on the other:
+
+* ``tune``: Elec2 (``/work/shared/data/elec.csv`` or ``$STREAMAL_ELEC2``), river's
+  Bananas, synthetic SEA (abrupt drift) and Hyperplane (gradual drift), scikit-learn's
+  breast_cancer and digits;
+* ``held-out``: river's Phishing and ImageSegments, synthetic Agrawal (abrupt drift) and
+  RandomRBFDrift, scikit-learn's wine and iris.
+
+Each stream is replayed in three fixed orders (the noise yardstick: deterministic models
+on one order have no seed spread): synthetic streams with generator seeds 1, 2, 3;
+Elec2 from offsets 0, 10,000 and 20,000; river's and scikit-learn's datasets in their own
+order (river) or a fixed shuffle (scikit-learn, seed 0) and two more fixed shuffles.
+
+Configurations: the candidates (``--pairs``), uniform random at the same rate, full
+labels, and scikit-activeml's VariableUncertainty + BIQF, VariableUncertainty and
+StreamProbabilisticAL (their budget managers, unguarded: see ``peers.py``). Each run
+records accuracy, macro-F1, Cohen's kappa and labels used. Results are cached one JSON
+line per run (``--cache``); a rerun computes only what is missing.
+
+Usage::
+
+    python benchmarks/selection.py --part first2000 --jobs 2
+    python benchmarks/selection.py --part full --jobs 2
+    python benchmarks/selection.py --report          # tables from the cache
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import multiprocessing
+import random
+import statistics
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ELEC, ROOT, ResultCache, cache_key, materialize, progress  # noqa: E402
+from peers import MANAGERS as PEER_MANAGERS  # noqa: E402
+from peers import PEERS, build_peer_learner  # noqa: E402
+
+from streamal.defaults import DEFAULT_BUDGET, DEFAULT_STRATEGY  # noqa: E402
+from streamal.messages import Sample  # noqa: E402
+from streamal.offline.oracle import SimulatedOracle  # noqa: E402
+from streamal.offline.replay import build_learner, iter_replay  # noqa: E402
+
+HALVES = {
+    "tune": ("Elec2", "Bananas", "SEA", "Hyperplane", "breast_cancer", "digits"),
+    "held-out": ("Phishing", "ImageSegments", "Agrawal", "RandomRBFDrift", "wine", "iris"),
+}
+ORDERS = (0, 1, 2)
+#: Streams too short for a label delay of 500 arrivals to mean anything.
+SHORT = ("Phishing", "breast_cancer", "digits", "wine", "iris")
+KEY = ("stream", "order", "limit", "model", "strategy", "budget", "rate", "delay")
+#: Candidates compared by default: the new default, the old one, and BIQF under guards.
+CANDIDATES = (
+    (DEFAULT_STRATEGY, DEFAULT_BUDGET),
+    ("entropy", "variable_threshold"),
+    ("least_confidence", "biqf"),
+    ("margin", "reserve_quantile"),
+    ("margin", "reserve_quantile:explore=0"),
+)
+#: Ablations run on the first 2,000 arrivals only: no initial allowance, no exploration.
+ABLATIONS = (("margin", "reserve_quantile"), ("margin", "reserve_quantile:explore=0"))
+BASELINES = (("random", "random"), ("random", "full"))
+
+
+def _sklearn(name: str, order: int) -> list[Sample]:
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")()
+    rows = list(zip(bunch.data.tolist(), bunch.target.tolist(), strict=True))
+    random.Random(order).shuffle(rows)
+    return [
+        Sample(id=str(i), x={f"x{j}": float(v) for j, v in enumerate(x)}, y=int(y))
+        for i, (x, y) in enumerate(rows)
+    ]
+
+
+def load(name: str, order: int, limit: int | None) -> list[Sample]:
+    """One fixed order of a stream of the suite, at most ``limit`` arrivals."""
+    n = limit or 10_000
+    if name in ("SEA", "Agrawal", "Hyperplane", "RandomRBFDrift"):
+        return materialize(f"synth:{name}:n={max(n, 2000)}", order + 1, n)
+    if name in ("breast_cancer", "digits", "wine", "iris"):
+        return _sklearn(name, order)[:limit]
+    if name == "Elec2":
+        data = materialize(str(ELEC), 1, order * 10_000 + n)
+        return data[order * 10_000 :]
+    data = materialize(f"river:{name}", 1, None)
+    if order:
+        random.Random(order).shuffle(data)
+    return data[:limit]
+
+
+def _model(family: str, classes: int) -> str:
+    return "softmax" if family == "logreg" and classes > 2 else family
+
+
+def _metrics(pairs: list[tuple[Any, Any]]) -> tuple[float, float]:
+    """Macro-F1 over the true classes and Cohen's kappa of (truth, prediction) pairs."""
+    n = len(pairs)
+    labels = {y for y, _ in pairs}
+    true, pred = Counter(y for y, _ in pairs), Counter(p for _, p in pairs)
+    hit = Counter(y for y, p in pairs if y == p)
+    f1 = []
+    for c in labels:
+        denom = true[c] + pred[c]
+        f1.append(2 * hit[c] / denom if denom else 0.0)
+    observed = sum(hit.values()) / n
+    expected = sum(true[c] * pred[c] for c in true) / (n * n)
+    kappa = (observed - expected) / (1 - expected) if expected < 1 else 0.0
+    return statistics.fmean(f1), kappa
+
+
+class _Recorder:
+    """Wraps a learner; keeps (truth, prediction) of every arrival."""
+
+    def __init__(self, learner: Any) -> None:
+        self.learner = learner
+        self.pairs: list[tuple[Any, Any]] = []
+
+    def process(self, sample: Sample) -> Any:
+        d = self.learner.process(sample)
+        self.pairs.append((sample.y, d.prediction))
+        return d
+
+    def learn(self, label: Any) -> bool:
+        return bool(self.learner.learn(label))
+
+
+def run_one(data: list[Sample], row: dict[str, Any]) -> dict[str, Any]:
+    """Replay one configuration; the row's results."""
+    classes = len({s.y for s in data})
+    model = _model(row["model"], classes)
+    rate, seed = row["rate"], 1
+    if row["budget"] in PEER_MANAGERS:
+        learner = build_peer_learner(model, row["strategy"], row["budget"], rate, seed)
+    else:
+        learner = build_learner(model, row["strategy"], row["budget"], rate, seed)
+    rec = _Recorder(learner)
+    started = time.perf_counter()
+    oracle = SimulatedOracle(str(row["delay"]), seed=seed)
+    final = list(iter_replay(data, rec, oracle, len(data)))[-1]
+    f1, kappa = _metrics(rec.pairs)
+    return row | {
+        "samples": final.samples,
+        "labels": final.labels_used,
+        "accuracy": final.accuracy,
+        "macro_f1": f1,
+        "kappa": kappa,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def task(args: tuple[str, int, int | None, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    name, order, limit, todo = args
+    data = load(name, order, limit)
+    return [run_one(data, row) for row in todo]
+
+
+def plan(
+    streams: list[str],
+    models: list[str],
+    rates: list[float],
+    delays: list[int],
+    limit: int | None,
+    pairs: list[tuple[str, str]],
+    cache: ResultCache,
+) -> list[tuple[str, int, int | None, list[dict[str, Any]]]]:
+    tasks = []
+    for name, order in itertools.product(streams, ORDERS):
+        todo = []
+        for model, delay, (strategy, budget) in itertools.product(
+            models, delays, list(BASELINES) + pairs
+        ):
+            if delay and name in SHORT:
+                continue
+            for rate in [1.0] if budget == "full" else rates:
+                row = {
+                    "stream": name,
+                    "order": order,
+                    "limit": limit,
+                    "model": model,
+                    "strategy": strategy,
+                    "budget": budget,
+                    "rate": rate,
+                    "delay": 0 if budget == "full" else delay,
+                }
+                if cache_key(row, KEY) not in cache and row not in todo:
+                    todo.append(row)
+        if todo:
+            tasks.append((name, order, limit, todo))
+    return tasks
+
+
+# -- report ----------------------------------------------------------------------------
+def _name(strategy: str, budget: str) -> str:
+    for peer, spec in PEERS.items():
+        if spec == (strategy, budget):
+            return peer
+    return f"{strategy}/{budget}"
+
+
+def report(rows: list[dict[str, Any]], default: str) -> dict[str, Any]:
+    """Summaries per (limit, model, delay) group: mean gap closed, wins over random,
+    accuracy/F1/kappa and labels per configuration, the default against the VU+BIQF
+    peer, and the spread over orders."""
+    by_cell: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = defaultdict(dict)
+    fulls: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        if r["budget"] == "full":
+            fulls[(r["limit"], r["model"], r["stream"], r["order"])] = r
+            continue
+        cell = (r["limit"], r["model"], r["delay"], r["stream"], r["rate"], r["order"])
+        by_cell[cell][_name(r["strategy"], r["budget"])] = r
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for cell, runs in by_cell.items():
+        limit, model, delay, stream, rate, order = cell
+        full = fulls.get((limit, model, stream, order))
+        rnd = runs.get("random/random")
+        if full is None or rnd is None:
+            continue
+        g = groups.setdefault((limit, model, delay), {"cells": defaultdict(dict)})
+        for name, r in runs.items():
+            g["cells"][(stream, rate)].setdefault(name, []).append((r, rnd, full))
+    out: dict[str, Any] = {}
+    for (limit, model, delay), g in sorted(groups.items(), key=str):
+        tag = f"{'full' if limit is None else f'first {limit}'} / {model} / delay {delay}"
+        configs: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        per_stream: dict[str, dict[str, Any]] = {}
+        for (stream, rate), names in g["cells"].items():
+            for name, triples in names.items():
+                acc = statistics.fmean(r["accuracy"] for r, _, _ in triples)
+                racc = statistics.fmean(x["accuracy"] for _, x, _ in triples)
+                facc = statistics.fmean(f["accuracy"] for _, _, f in triples)
+                gap = (acc - racc) / (facc - racc) if facc - racc > 0.005 else float("nan")
+                diffs = [r["accuracy"] - x["accuracy"] for r, x, _ in triples]
+                c = configs[name]
+                c["accuracy"].append(acc)
+                c["macro_f1"].append(statistics.fmean(r["macro_f1"] for r, _, _ in triples))
+                c["kappa"].append(statistics.fmean(r["kappa"] for r, _, _ in triples))
+                c["labels_share"].append(
+                    statistics.fmean(r["labels"] / (r["rate"] * r["samples"]) for r, *_ in triples)
+                )
+                c["vs_random"].append(acc - racc)
+                c["win"].append(float(acc > racc))
+                c["order_sd"].append(statistics.pstdev(diffs))
+                if gap == gap:
+                    c["gap"].append(gap)
+                if name == default:
+                    per_stream[f"{stream} @ {rate}"] = {
+                        "half": next(h for h, s in HALVES.items() if stream in s),
+                        "accuracy": acc,
+                        "random": racc,
+                        "full": facc,
+                        "gap": gap,
+                        "order_sd": statistics.pstdev(diffs),
+                        "labels": statistics.fmean(r["labels"] for r, _, _ in triples),
+                    }
+        summary = {
+            name: {k: statistics.fmean(v) if v else float("nan") for k, v in c.items()}
+            | {"rows": len(c["accuracy"])}
+            for name, c in configs.items()
+        }
+        peer = "skactiveml VU+BIQF"
+        versus = {}
+        if default in configs and peer in configs:
+            ours, theirs = configs[default]["accuracy"], configs[peer]["accuracy"]
+            d = [a - b for a, b in zip(ours, theirs, strict=True)]
+            versus = {
+                "default_minus_vu_biqf": statistics.fmean(d),
+                "ahead_rows": sum(x > 0 for x in d),
+                "rows": len(d),
+                "labels_share_default": summary[default]["labels_share"],
+                "labels_share_peer": summary[peer]["labels_share"],
+            }
+        halves = {}
+        for half in HALVES:
+            gaps = [v["gap"] for v in per_stream.values() if v["half"] == half]
+            gaps = [g for g in gaps if g == g]  # nan: full and random level
+            halves[half] = statistics.fmean(gaps) if gaps else float("nan")
+        out[tag] = {
+            "configs": summary,
+            "default_per_stream": per_stream,
+            "default_vs_peer": versus,
+            "default_gap_by_half": halves,
+        }
+    return out
+
+
+def _headline(summary: dict[str, Any], default: str) -> list[str]:
+    """One row per group: the default's gap closed, wins over random, against VU+BIQF."""
+    lines = [
+        "| replay | default's mean gap closed | default ahead of random | "
+        "default − VU+BIQF (points) | ahead rows | labels / budget: default, VU+BIQF |",
+        "|---|---|---|---|---|---|",
+    ]
+    for tag, s in summary.items():
+        c = s["configs"].get(default)
+        v = s["default_vs_peer"]
+        if c is None:
+            continue
+        peer = (
+            f"{100 * v['default_minus_vu_biqf']:+.2f} | {v['ahead_rows']}/{v['rows']} | "
+            f"{v['labels_share_default']:.3f}, {v['labels_share_peer']:.3f}"
+            if v
+            else "— | — | —"
+        )
+        lines.append(f"| {tag} | {c['gap']:.2f} | {c['win']:.0%} of {c['rows']} | {peer} |")
+    return lines + [""]
+
+
+def _markdown(summary: dict[str, Any], default: str) -> str:
+    lines = _headline(summary, default)
+    for tag, s in summary.items():
+        lines += [f"### {tag}", ""]
+        lines += [
+            "| configuration | rows | mean gap closed | vs random (points) | wins over random "
+            "| accuracy | macro-F1 | kappa | labels / budget | order SD of Δ (points) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, c in sorted(s["configs"].items(), key=lambda kv: -kv[1]["accuracy"]):
+            mark = " **(default)**" if name == default else ""
+            lines.append(
+                f"| {name}{mark} | {c['rows']} | {c['gap']:.2f} | {100 * c['vs_random']:+.2f} "
+                f"| {c['win']:.0%} | {c['accuracy']:.4f} | {c['macro_f1']:.4f} | {c['kappa']:.4f} "
+                f"| {c['labels_share']:.3f} | {100 * c['order_sd']:.2f} |"
+            )
+        v = s["default_vs_peer"]
+        if v:
+            lines += [
+                "",
+                "Default − scikit-activeml VU+BIQF: "
+                f"{100 * v['default_minus_vu_biqf']:+.2f} points, "
+                f"ahead on {v['ahead_rows']}/{v['rows']} stream × rate rows; labels / budget "
+                f"{v['labels_share_default']:.3f} against {v['labels_share_peer']:.3f}. "
+                f"Default's mean gap closed: tune half {s['default_gap_by_half']['tune']:.2f}, "
+                f"held-out half {s['default_gap_by_half']['held-out']:.2f}.",
+            ]
+        lines += ["", "| stream @ rate | half | default | random | full | gap closed | order SD |"]
+        lines += ["|---|---|---|---|---|---|---|"]
+        for k, r in sorted(s["default_per_stream"].items()):
+            lines.append(
+                f"| {k} | {r['half']} | {r['accuracy']:.4f} | {r['random']:.4f} | {r['full']:.4f} "
+                f"| {r['gap']:.2f} | {100 * r['order_sd']:.2f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+PARTS: dict[str, dict[str, Any]] = {
+    # Cheap: every stream's first 2,000 arrivals; broad model and delay sweep.
+    "first2000": {
+        "limit": 2000,
+        "models": ["logreg", "gnb"],
+        "rates": [0.05, 0.1, 0.2],
+        "delays": [0, 500],
+    },
+    # Up to 10,000 arrivals of each stream (river's and scikit-learn's are shorter).
+    "full": {
+        "limit": None,
+        "models": ["logreg", "gnb"],
+        "rates": [0.05, 0.1, 0.2],
+        "delays": [0],
+    },
+    # Trees: Hoeffding (first 2,000 arrivals, delay 0) and ARF (~0.4 ms per arrival:
+    # first 2,000 arrivals, delay 0).
+    "hoeffding": {"limit": 2000, "models": ["hoeffding"], "rates": [0.05, 0.1, 0.2], "delays": [0]},
+    "arf": {"limit": 2000, "models": ["arf"], "rates": [0.05, 0.1, 0.2], "delays": [0]},
+    # Hoeffding tree on full streams, rate 0.1 only.
+    "hoeffding_full": {"limit": None, "models": ["hoeffding"], "rates": [0.1], "delays": [0]},
+    # ARF on full streams, rate 0.1 only (run with --pairs DEFAULT,entropy/variable_threshold).
+    "arf_full": {"limit": None, "models": ["arf"], "rates": [0.1], "delays": [0]},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", action="append", choices=sorted(PARTS), default=[])
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--streams", help="comma-separated stream names (default: the suite)")
+    parser.add_argument("--pairs", help="comma-separated STRATEGY/BUDGET candidates")
+    parser.add_argument("--no-peers", action="store_true", help="skip scikit-activeml")
+    parser.add_argument(
+        "--cache", type=Path, default=ROOT / "benchmarks" / "results" / "selection.jsonl"
+    )
+    parser.add_argument("--report", action="store_true", help="write the report from the cache")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "selection")
+    args = parser.parse_args(argv)
+    cache = ResultCache(args.cache, KEY)
+    streams = [s.strip() for s in args.streams.split(",")] if args.streams else []
+    streams = streams or [s for half in HALVES.values() for s in half]
+    if not ELEC.is_file() and "Elec2" in streams:
+        print(f"{ELEC} not found: Elec2 skipped (set STREAMAL_ELEC2)", file=sys.stderr)
+        streams.remove("Elec2")
+    pairs = list(CANDIDATES)
+    if args.pairs:
+        pairs = [tuple(p.split("/", 1)) for p in args.pairs.split(",")]  # type: ignore[misc]
+    if not args.no_peers:
+        pairs += list(PEERS.values())
+    for part in args.part:
+        p = PARTS[part]
+        tasks = plan(streams, p["models"], p["rates"], p["delays"], p["limit"], pairs, cache)
+        if part != "first2000":  # PAL costs 3-5x, and the ablations: first sweep only
+            for t in tasks:
+                t[3][:] = [
+                    r
+                    for r in t[3]
+                    if r["strategy"] != "pal" and (r["strategy"], r["budget"]) not in ABLATIONS
+                ]
+        total = sum(len(t[3]) for t in tasks)
+        print(f"{part}: {total} runs in {len(tasks)} tasks", file=sys.stderr)
+        done, started = 0, time.perf_counter()
+        with multiprocessing.get_context("fork").Pool(max(1, args.jobs)) as pool:
+            for rows in pool.imap_unordered(task, tasks):
+                cache.add(rows)
+                done += len(rows)
+                minutes = (time.perf_counter() - started) / 60
+                progress(done, total, f"{rows[0]['stream']} ({minutes:.1f} min)")
+        print(file=sys.stderr)
+    default = f"{DEFAULT_STRATEGY}/{DEFAULT_BUDGET}"
+    rows = [r for r in cache.rows.values() if r["stream"] in streams]
+    summary = report(rows, default)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    (args.out / "selection.md").write_text(_markdown(summary, default))
+    print(f"report: {args.out}/selection.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
