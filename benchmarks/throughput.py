@@ -255,8 +255,7 @@ def memory(n: int, every: int = 50_000, warmup: int = 200_000) -> dict[str, Any]
         "rss_max_after_warmup_mib": max(later),
         "growth_after_warmup": max(later) / base - 1.0,
         # time per sample must stay flat too (no structure that slows as it fills)
-        "slowdown_after_warmup": max(p["us_per_sample"] for p in after)
-        / after[0]["us_per_sample"]
+        "slowdown_after_warmup": max(p["us_per_sample"] for p in after) / after[0]["us_per_sample"]
         - 1.0,
         "max_pending": max_pending,
         "stats": {

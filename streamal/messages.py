@@ -94,6 +94,8 @@ def _clean_features(x: dict[str, Any]) -> dict[str, Any]:
     else:
         return x
     return {k: float(v) if isinstance(v, bool) else v for k, v in x.items() if v is not None}
+
+
 ClassLabel = StrictBool | StrictInt | StrictStr
 
 
@@ -145,6 +147,8 @@ class Sample(_Message):
 
 #: Why a query was asked: chosen by the strategy, or drawn for the audit slice.
 Purpose = Literal["learn", "audit"]
+
+
 class _WireSample(Sample):
     # A Sample as JSON may carry it: null and boolean features allowed (its JSON Schema
     # is the one `streamal schema` prints for Sample, with Sample's description).

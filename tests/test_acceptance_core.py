@@ -45,8 +45,7 @@ def test_fixed_threshold_does_deadlock_so_the_check_can_fail() -> None:
 
 
 def beats_random(source: str) -> tuple[float, float, int, int]:
-    config = ReplayConfig(source=source, strategy="entropy", budget="variable_threshold",
-                          rate=0.1)
+    config = ReplayConfig(source=source, strategy="entropy", budget="variable_threshold", rate=0.1)
     main, random = compare(config, ["random"])
     return main.accuracy, random.accuracy, main.labels_used, random.labels_used
 

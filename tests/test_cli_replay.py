@@ -9,18 +9,41 @@ from pathlib import Path
 
 import pytest
 
-REQUIRED = {"source", "samples", "labels_used", "label_rate", "accuracy", "strategy", "budget",
-            "rate", "seed"}
+REQUIRED = {
+    "source",
+    "samples",
+    "labels_used",
+    "label_rate",
+    "accuracy",
+    "strategy",
+    "budget",
+    "rate",
+    "seed",
+}
 
 
 def streamal(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streamal", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "streamal", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_replay_json_has_every_key_for_every_run(tmp_path: Path) -> None:
-    out = streamal("replay", "synth:SEA:n=3000", "--model", "hat", "--compare",
-                   "random,full,margin/random", "--json", "--report", str(tmp_path / "rep"))
+    out = streamal(
+        "replay",
+        "synth:SEA:n=3000",
+        "--model",
+        "hat",
+        "--compare",
+        "random,full,margin/random",
+        "--json",
+        "--report",
+        str(tmp_path / "rep"),
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert REQUIRED <= set(data) and data["samples"] == 3000 and data["rate"] == 0.1
@@ -53,8 +76,9 @@ def test_replay_table_output() -> None:
         ("a,b,y\n1,2,x\n", ["--target", "nope"], "unknown target column 'nope'"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(tmp_path: Path, text: str, args: list[str],
-                                      message: str) -> None:
+def test_bad_input_is_one_line_exit_2(
+    tmp_path: Path, text: str, args: list[str], message: str
+) -> None:
     path = tmp_path / "in.csv"
     path.write_text(text)
     out = streamal("replay", str(path), *args)
@@ -108,13 +132,33 @@ def test_selector_without_window_is_an_error() -> None:
 
 
 def test_window_mode_names_the_selector_and_unpredicted_arrivals_apart() -> None:
-    out = streamal("replay", "river:Phishing", "--model", "gnb", "--window", "100",
-                   "--selector", "coreset", "--quiet")
+    out = streamal(
+        "replay",
+        "river:Phishing",
+        "--model",
+        "gnb",
+        "--window",
+        "100",
+        "--selector",
+        "coreset",
+        "--quiet",
+    )
     assert out.returncode == 0, out.stderr
     assert "entropy / coreset (window 100)" in out.stdout
     assert "variable_threshold" not in out.stdout
-    data = json.loads(streamal("replay", "river:Phishing", "--model", "gnb", "--window", "100",
-                               "--selector", "coreset", "--json").stdout)
+    data = json.loads(
+        streamal(
+            "replay",
+            "river:Phishing",
+            "--model",
+            "gnb",
+            "--window",
+            "100",
+            "--selector",
+            "coreset",
+            "--json",
+        ).stdout
+    )
     # Gaussian naive Bayes predicts nothing before its first label, which in window mode
     # comes when the first window closes: those 100 arrivals are not counted as wrong.
     assert data["selector"] == "coreset" and data["window"] == 100

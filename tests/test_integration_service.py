@@ -221,9 +221,11 @@ def _drain(serve: Serve, oracle: Oracle, n: int, timeout: float = 60) -> None:
     # Queries leave the service at its next checkpoint (the outbox), so wait until the
     # oracle has answered every query decided so far, not only until every sample is seen.
     _wait(
-        lambda: seen() == n
-        and len(oracle.answered) >= queried()
-        and time.monotonic() - oracle.last_answer > 1.5,
+        lambda: (
+            seen() == n
+            and len(oracle.answered) >= queried()
+            and time.monotonic() - oracle.last_answer > 1.5
+        ),
         timeout,
         "seen",
     )

@@ -14,8 +14,13 @@ from streamal.offline.streams import open_source
 
 
 def learner(rate: float = 0.5, ttl: float | None = None, **kw: object) -> ActiveLearner:
-    return ActiveLearner(build_model("logreg"), strategies.Entropy(),
-                         budgets.VariableThreshold(rate=rate), ttl=ttl, **kw)  # type: ignore[arg-type]
+    return ActiveLearner(
+        build_model("logreg"),
+        strategies.Entropy(),
+        budgets.VariableThreshold(rate=rate),
+        ttl=ttl,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def sample(i: int, ts: float | None = None) -> Sample:
@@ -76,8 +81,10 @@ def test_bounded_pending_store_evicts_and_reports() -> None:
 
 def test_warm_start_counts_as_updates() -> None:
     al = learner()
-    n = al.warm_start([(sample(i).x, i % 2 == 0) for i in range(5)]
-                      + [Sample(id="w", x={"a": 1.0, "c": "x"}, y=True)])
+    n = al.warm_start(
+        [(sample(i).x, i % 2 == 0) for i in range(5)]
+        + [Sample(id="w", x={"a": 1.0, "c": "x"}, y=True)]
+    )
     assert n == 6 and al.model_version == 6
     assert al.process(sample(1)).prediction in {True, False}
 
@@ -200,8 +207,9 @@ def test_query_json_is_the_encoded_query_message() -> None:
     cases = [
         build_learner("logreg", "entropy", "full", 1.0, seed=1, ttl=50.0),
         build_learner("hoeffding", "margin", "full", 1.0, seed=2),
-        ActiveLearner(build_model("logreg"), strategies.Entropy(), budgets.FullBudget(),
-                      audit=1.0, seed=3),
+        ActiveLearner(
+            build_model("logreg"), strategies.Entropy(), budgets.FullBudget(), audit=1.0, seed=3
+        ),
     ]
     from itertools import islice
 

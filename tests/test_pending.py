@@ -13,8 +13,14 @@ from streamal.core.pending import MemoryPendingStore, PendingEntry, SQLitePendin
 
 
 def entry(i: int, ttl: float = 10.0) -> PendingEntry:
-    return PendingEntry(str(i), {"f": float(i), "c": "x"}, queried_at=float(i),
-                        expires_at=float(i) + ttl, score=0.5, prediction="a")
+    return PendingEntry(
+        str(i),
+        {"f": float(i), "c": "x"},
+        queried_at=float(i),
+        expires_at=float(i) + ttl,
+        score=0.5,
+        prediction="a",
+    )
 
 
 def stores(tmp_path: Path) -> dict[str, Callable[[int], Any]]:

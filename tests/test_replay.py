@@ -16,8 +16,7 @@ CONFIG = ReplayConfig(source="synth:SEA:n=4000", model="hat", rate=0.1, seed=7, 
 
 def hand_loop(config: ReplayConfig, delay: int) -> tuple[list[bool], int]:
     """The loop a user would write around ActiveLearner, with a fixed delay in samples."""
-    learner = build_learner(config.model, config.strategy, config.budget, config.rate,
-                            config.seed)
+    learner = build_learner(config.model, config.strategy, config.budget, config.rate, config.seed)
     waiting: list[tuple[int, Label]] = []
     decisions, correct = [], 0
     for i, sample in enumerate(open_source(config.source, seed=config.seed)):
@@ -38,8 +37,7 @@ def test_replay_equals_a_hand_written_loop(delay: int) -> None:
 
     config = replace(CONFIG, delay=str(delay))
     expected, correct = hand_loop(config, delay)
-    learner = build_learner(config.model, config.strategy, config.budget, config.rate,
-                            config.seed)
+    learner = build_learner(config.model, config.strategy, config.budget, config.rate, config.seed)
     seen: list[bool] = []
     original = learner.process
 
@@ -49,8 +47,12 @@ def test_replay_equals_a_hand_written_loop(delay: int) -> None:
         return d
 
     learner.process = spy  # type: ignore[method-assign]
-    final, curve = replay(open_source(config.source, seed=config.seed), learner,
-                          SimulatedOracle(config.delay), step=500)
+    final, curve = replay(
+        open_source(config.source, seed=config.seed),
+        learner,
+        SimulatedOracle(config.delay),
+        step=500,
+    )
     assert seen == expected
     assert final.correct == correct and final.labels_used == sum(expected)
     assert [p.samples for p in curve] == list(range(500, 4001, 500))

@@ -103,8 +103,19 @@ class _StubConsumer:
 def test_poll_slices_its_wait_while_messages_flow_and_waits_whole_when_idle() -> None:
     import streamal.transports.kafka as kafka_transport
 
-    record = type("Record", (), {"topic": "t", "partition": 0, "offset": 3, "key": None,
-                                 "value": b"{}", "headers": [], "timestamp": 1})()
+    record = type(
+        "Record",
+        (),
+        {
+            "topic": "t",
+            "partition": 0,
+            "offset": 3,
+            "key": None,
+            "value": b"{}",
+            "headers": [],
+            "timestamp": 1,
+        },
+    )()
     source = KafkaSource.__new__(KafkaSource)
     source._flowing = False
     stub = _StubConsumer([{}, {("t", 0): [record]}])

@@ -338,8 +338,13 @@ def test_no_checkpoint_waits_on_a_broker_known_to_be_down(tmp_path: Path) -> Non
     # skips them until a probe finds it again, and closing does not wait either.
     broker, clock = MemoryBroker(), Clock()
     sink = RecordingSink(broker)
-    policy = LoopPolicy(commit_every=1, commit_interval=1.0, health_interval=1.0,
-                        broker_timeout=10.0, flush_timeout=7.0)
+    policy = LoopPolicy(
+        commit_every=1,
+        commit_interval=1.0,
+        health_interval=1.0,
+        broker_timeout=10.0,
+        flush_timeout=7.0,
+    )
     service = make(broker, tmp_path, clock=clock, policy=policy, sink=sink)
     broker.produce(TOPICS.samples, sample(0))
     service.run(count=1)

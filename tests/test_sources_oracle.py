@@ -62,8 +62,9 @@ def test_jsonl_source_and_its_errors(tmp_path: Path) -> None:
     assert [s.y for s in open_source(str(tmp_path / "s.jsonl"))] == [0, 1, 0]
     cases = {
         '{"id": "1", "x": {"a": 1}}\n': "row 1, field 'y': missing label",
-        '{"id": "1", "x": {"a": 1}, "y": 1}\n{"id": "2", "x": {"a": "NaN"}, "y": 1, "q": 1}\n':
-            "row 2, field 'q'",
+        (
+            '{"id": "1", "x": {"a": 1}, "y": 1}\n{"id": "2", "x": {"a": "NaN"}, "y": 1, "q": 1}\n'
+        ): "row 2, field 'q'",
         "\n\n": "is empty",
     }
     for text, message in cases.items():

@@ -19,10 +19,13 @@ __all__ = ["register"]
 
 @friendly_errors
 def datasets_command(
-    export: Annotated[str | None, typer.Option(help="Export this stream (e.g. river:Phishing "
-                                                    "or synth:SEA:n=5000) to JSONL.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output file for --export (default stdout).")]
-    = None,
+    export: Annotated[
+        str | None,
+        typer.Option(help="Export this stream (e.g. river:Phishing or synth:SEA:n=5000) to JSONL."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output file for --export (default stdout).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of synthetic streams.")] = 42,
 ) -> None:
     """List the built-in streams, or export one to JSONL (one Sample with its y per line)."""
@@ -53,15 +56,17 @@ def datasets_command(
 
 
 def schema_command(
-    message: Annotated[str | None, typer.Argument(help="Sample, Query or Label (default: all).")]
-    = None,
+    message: Annotated[
+        str | None, typer.Argument(help="Sample, Query or Label (default: all).")
+    ] = None,
 ) -> None:
     """Print the JSON Schemas of the wire messages."""
     schemas = json_schemas()
     if message is not None:
         if message not in schemas:
-            typer.echo(f"error: unknown message {message!r}; use one of {', '.join(schemas)}",
-                       err=True)
+            typer.echo(
+                f"error: unknown message {message!r}; use one of {', '.join(schemas)}", err=True
+            )
             raise typer.Exit(2)
         typer.echo(json.dumps(schemas[message], indent=2))
         return

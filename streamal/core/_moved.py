@@ -39,4 +39,3 @@ MOVED: dict[str, str] = {
     "streamal.annotators": "streamal.companions.annotators",
     "streamal.broker": "streamal.dev.broker",
 }
-

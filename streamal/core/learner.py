@@ -312,9 +312,7 @@ class ActiveLearner:
         self._applied: list[tuple[str, Purpose, bool, float | None]] = []
         self._now = 0.0
         self._next_deadline: float | None = None
-        self._audit_plan = (
-            AuditPlan(audit, budget.rate, budget.window, seed) if audit else None
-        )
+        self._audit_plan = AuditPlan(audit, budget.rate, budget.window, seed) if audit else None
         self._evaluation = LabelEvaluation()
         self._label_type: type | None = None
         self._class_keys = None if classes is None else {(type(c), c) for c in classes}

@@ -115,8 +115,9 @@ class SimulatedOracle:
     ([], ['spam'])
     """
 
-    def __init__(self, delay: str | int | float | Delay = 0, noise: float = 0.0,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self, delay: str | int | float | Delay = 0, noise: float = 0.0, seed: int | None = None
+    ) -> None:
         self.delay = parse_delay(delay)
         if not 0.0 <= noise < 1.0:
             raise ConfigError(f"noise must be in [0, 1), got {noise}")
@@ -157,8 +158,11 @@ class SimulatedOracle:
         out = []
         while heap and heap[0][0] <= now:
             due, _, sample_id, y = heapq.heappop(heap)
-            out.append(Label.model_construct(sample_id=sample_id, y=y, ts=ts, annotator="oracle",
-                                             schema_version=1))
+            out.append(
+                Label.model_construct(
+                    sample_id=sample_id, y=y, ts=ts, annotator="oracle", schema_version=1
+                )
+            )
         return out
 
     def __len__(self) -> int:

@@ -190,6 +190,7 @@ class ReplayResult:
         if self.selector is not None:
             return f"{self.strategy} / {self.selector} (window {self.window})"
         return f"{self.strategy} / {self.budget}"
+
     #: Labels learned by the warm start before the stream (not in ``labels_used``).
     warm_start_labels: int = 0
     #: Whether the warm-start labels were charged to the budget.
@@ -324,7 +325,8 @@ def build_learner(
     A shorthand for :func:`streamal.core.spec.build_active_learner` with a
     :class:`~streamal.core.spec.LearnerSpec` of these fields.
     """
-    return build_active_learner(LearnerSpec(
+    return build_active_learner(
+        LearnerSpec(
             model,
             strategy,
             budget,
@@ -337,9 +339,7 @@ def build_learner(
     )
 
 
-def _limited(
-    stream: Iterable[Sample], limit: int | None, skip: int = 0
-) -> Iterator[Sample]:
+def _limited(stream: Iterable[Sample], limit: int | None, skip: int = 0) -> Iterator[Sample]:
     for i, sample in enumerate(itertools.islice(stream, skip, None)):
         if limit is not None and i >= limit:
             return
@@ -361,11 +361,13 @@ def warm_start_data(config: ReplayConfig) -> tuple[list[Sample], int]:
     if config.warm_start is None:
         if first is None:
             return [], 0
-        source = open_source(config.source, target=config.target, time=config.time,
-                             seed=config.seed)
+        source = open_source(
+            config.source, target=config.target, time=config.time, seed=config.seed
+        )
         return list(itertools.islice(source, first)), first
-    source = open_source(config.warm_start, target=config.target, time=config.time,
-                         seed=config.seed)
+    source = open_source(
+        config.warm_start, target=config.target, time=config.time, seed=config.seed
+    )
     rows = list(itertools.islice(source, first))
     for sample in rows:
         if sample.y is None:
@@ -390,18 +392,33 @@ def run(
     if seed:
         learner.warm_start(seed, charge=config.warm_start_charge and spec.budget != "full")
     oracle = SimulatedOracle(config.delay, noise=config.noise, seed=config.seed)
-    final, curve = replay(_limited(source, config.limit, skip), learner, oracle, config.step,
-                          on_progress)
+    final, curve = replay(
+        _limited(source, config.limit, skip), learner, oracle, config.step, on_progress
+    )
     stats = learner.stats
     return ReplayResult(
-        name=spec.name, source=config.source, model=config.model, strategy=spec.strategy,
-        budget=spec.budget, rate=spec.rate, delay=str(oracle.delay), seed=config.seed,
-        samples=final.samples, labels_used=final.labels_used,
+        name=spec.name,
+        source=config.source,
+        model=config.model,
+        strategy=spec.strategy,
+        budget=spec.budget,
+        rate=spec.rate,
+        delay=str(oracle.delay),
+        seed=config.seed,
+        samples=final.samples,
+        labels_used=final.labels_used,
         label_rate=final.labels_used / final.samples if final.samples else 0.0,
-        accuracy=final.accuracy, seconds=final.seconds,
+        accuracy=final.accuracy,
+        seconds=final.seconds,
         us_per_sample=1e6 * final.seconds / final.samples if final.samples else 0.0,
-        stats={"applied": stats.applied, "expired": stats.expired, "duplicate": stats.duplicate,
-               "unknown": stats.unknown, "evicted": stats.evicted, "pending": len(learner.pending)},
+        stats={
+            "applied": stats.applied,
+            "expired": stats.expired,
+            "duplicate": stats.duplicate,
+            "unknown": stats.unknown,
+            "evicted": stats.evicted,
+            "pending": len(learner.pending),
+        },
         curve=curve,
         estimates=learner.evaluation.summary(),
         audit=learner_spec.audit,

@@ -34,9 +34,7 @@ def _plot(results: Sequence[ReplayResult], path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ConfigError(
-            "plots need matplotlib: pip install 'streamal[plots]'"
-        ) from None
+        raise ConfigError("plots need matplotlib: pip install 'streamal[plots]'") from None
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in results:
         xs = [p.labels_used for p in r.curve]
@@ -61,12 +59,22 @@ def write_report(results: Sequence[ReplayResult], directory: str | Path) -> list
     curve_path = out / "curve.csv"
     with curve_path.open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["run", "strategy", "budget", "samples", "labels_used", "accuracy",
-                         "window_accuracy"])
+        writer.writerow(
+            ["run", "strategy", "budget", "samples", "labels_used", "accuracy", "window_accuracy"]
+        )
         for r in results:
             for p in r.curve:
-                writer.writerow([r.name, r.strategy, r.budget, p.samples, p.labels_used,
-                                 f"{p.accuracy:.6f}", f"{p.window_accuracy:.6f}"])
+                writer.writerow(
+                    [
+                        r.name,
+                        r.strategy,
+                        r.budget,
+                        p.samples,
+                        p.labels_used,
+                        f"{p.accuracy:.6f}",
+                        f"{p.window_accuracy:.6f}",
+                    ]
+                )
     summary_path = out / "summary.json"
     summary_path.write_text(json.dumps(summary(results), indent=2) + "\n")
     plot_path = out / "accuracy_vs_labels.png"

@@ -208,8 +208,9 @@ def iter_jsonl(path: Path) -> Iterator[Sample]:
             except DecodeError as err:
                 raise err.at_row(line) from None
             if sample.y is None:
-                raise DecodeError("missing label (replay needs every sample's y)", field="y",
-                                  row=line)
+                raise DecodeError(
+                    "missing label (replay needs every sample's y)", field="y", row=line
+                )
             rows += 1
             yield sample
     if rows == 0:
@@ -228,9 +229,7 @@ def iter_parquet(
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise InputError(
-            f"reading {path} needs pyarrow: pip install 'streamal[parquet]'"
-        ) from None
+        raise InputError(f"reading {path} needs pyarrow: pip install 'streamal[parquet]'") from None
     try:
         parquet = pq.ParquetFile(path)
     except Exception as err:  # pyarrow raises its own ArrowInvalid for a bad file
@@ -320,17 +319,23 @@ def _drift(first: Any, second: Any, drift_at: int, seed: int) -> Any:
 def _agrawal(seed: int, n: int, drift_at: int | None = None) -> Any:
     from river.datasets import synth
 
-    return _drift(synth.Agrawal(classification_function=0, seed=seed),
-                  synth.Agrawal(classification_function=4, seed=seed + 1),
-                  n // 2 if drift_at is None else drift_at, seed)
+    return _drift(
+        synth.Agrawal(classification_function=0, seed=seed),
+        synth.Agrawal(classification_function=4, seed=seed + 1),
+        n // 2 if drift_at is None else drift_at,
+        seed,
+    )
 
 
 def _sea(seed: int, n: int, drift_at: int | None = None, noise: float = 0.1) -> Any:
     from river.datasets import synth
 
-    return _drift(synth.SEA(variant=0, noise=noise, seed=seed),
-                  synth.SEA(variant=3, noise=noise, seed=seed + 1),
-                  n // 2 if drift_at is None else drift_at, seed)
+    return _drift(
+        synth.SEA(variant=0, noise=noise, seed=seed),
+        synth.SEA(variant=3, noise=noise, seed=seed + 1),
+        n // 2 if drift_at is None else drift_at,
+        seed,
+    )
 
 
 def _hyperplane(seed: int, n: int, mag_change: float = 0.001) -> Any:
@@ -342,8 +347,14 @@ def _hyperplane(seed: int, n: int, mag_change: float = 0.001) -> Any:
 def _rbf(seed: int, n: int, n_classes: int = 3, change_speed: float = 0.001) -> Any:
     from river.datasets import synth
 
-    return synth.RandomRBFDrift(seed_model=seed, seed_sample=seed + 1, n_classes=n_classes,
-                                n_centroids=20, change_speed=change_speed, n_drift_centroids=20)
+    return synth.RandomRBFDrift(
+        seed_model=seed,
+        seed_sample=seed + 1,
+        n_classes=n_classes,
+        n_centroids=20,
+        change_speed=change_speed,
+        n_drift_centroids=20,
+    )
 
 
 #: Built-in synthetic streams: name → (factory(seed, n, **params), description).

@@ -253,7 +253,6 @@ class LimitSettings(_Section):
     max_abs_ts: float = Field(default=1e13, gt=0, description="largest magnitude of a ts")
 
 
-
 class CheckpointSettings(_Section):
     """Where snapshots go and how often."""
 

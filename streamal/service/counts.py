@@ -115,4 +115,3 @@ class MessageCounts(Collector):  # type: ignore[misc]
             buckets=cumulative,
             sum_value=self.score_sum,
         )
-

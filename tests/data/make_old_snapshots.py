@@ -24,8 +24,9 @@ def _samples(start: int, stop: int) -> list[object]:
 
     rng = random.Random(start)
     return [
-        Sample(id=str(i), x={"a": rng.gauss(0, 1), "b": rng.gauss(0, 1), "c": "xy"[i % 2]},
-               ts=float(i))
+        Sample(
+            id=str(i), x={"a": rng.gauss(0, 1), "b": rng.gauss(0, 1), "c": "xy"[i % 2]}, ts=float(i)
+        )
         for i in range(start, stop)
     ]
 
@@ -46,8 +47,12 @@ def main(folder: str) -> None:
 
     def learner(strategy: str, budget: str) -> ActiveLearner:
         return ActiveLearner(
-            build_model("logreg", seed=7), make_strategy(strategy, seed=7),
-            make_budget(budget, rate=0.3, seed=7), ttl=40.0, audit=0.0, seed=7,
+            build_model("logreg", seed=7),
+            make_strategy(strategy, seed=7),
+            make_budget(budget, rate=0.3, seed=7),
+            ttl=40.0,
+            audit=0.0,
+            seed=7,
         )
 
     def feed(lrn: object, samples: list[object]) -> list[list[object]]:
@@ -58,15 +63,19 @@ def main(folder: str) -> None:
             for q in ([d] if d.queried else []) + taken:
                 if int(q.sample_id) % 3:
                     lrn.apply(Label(sample_id=q.sample_id, y=int(q.sample_id) % 2 == 0))
-            rows.append([d.sample_id, d.queried, d.reason, round(d.score, 12),
-                         [q.sample_id for q in taken]])
+            rows.append(
+                [d.sample_id, d.queried, d.reason, round(d.score, 12), [q.sample_id for q in taken]]
+            )
         return rows
 
     # Without an audit slice: the new code must decide exactly as the old one did.
     active = ActiveLearner(
-        build_model("logreg", seed=7), make_strategy("density", seed=7),
+        build_model("logreg", seed=7),
+        make_strategy("density", seed=7),
         make_budget("capped:inner=variable_threshold,max_pending=50", rate=0.3, seed=7),
-        ttl=40.0, audit=0.0, seed=7,
+        ttl=40.0,
+        audit=0.0,
+        seed=7,
     )
     feed(active, _samples(0, 200))
     blob = Checkpointer(out / "tmp-active", keep=1)
@@ -78,8 +87,12 @@ def main(folder: str) -> None:
     # With an audit slice: its audits are planned differently now (an audit plan instead
     # of draws that waited for the guards), so only loading and the promise are checked.
     audited = ActiveLearner(
-        build_model("logreg", seed=7), make_strategy("entropy", seed=7),
-        make_budget("variable_threshold", rate=0.3, seed=7), ttl=40.0, audit=0.2, seed=7,
+        build_model("logreg", seed=7),
+        make_strategy("entropy", seed=7),
+        make_budget("variable_threshold", rate=0.3, seed=7),
+        ttl=40.0,
+        audit=0.2,
+        seed=7,
     )
     feed(audited, _samples(0, 200))
     blob = Checkpointer(out / "tmp-audited", keep=1)
@@ -91,8 +104,9 @@ def main(folder: str) -> None:
     feed(window, _samples(0, 103))  # the open window holds 5 arrivals
     samples = [item[0] for item in window._buffer]
     blob = Checkpointer(out / "tmp-window", keep=1)
-    path = blob.save(Snapshot(window, {("streamal.samples", 0): 103}, [], {}, "abc",
-                              {"window": samples}))
+    path = blob.save(
+        Snapshot(window, {("streamal.samples", 0): 103}, [], {}, "abc", {"window": samples})
+    )
     path.rename(out / "old-window.ckpt")
     (out / "tmp-window").rmdir()
     expected["window"] = feed(window, _samples(103, 200))
