@@ -137,6 +137,8 @@ def test_window_mode_names_the_selector_and_unpredicted_arrivals_apart() -> None
         "river:Phishing",
         "--model",
         "gnb",
+        "--strategy",
+        "entropy",
         "--window",
         "100",
         "--selector",
