@@ -2,7 +2,7 @@
 
 ``wait_until`` polls a check until it returns something true; ``ServeProcess`` is one
 ``streamal serve`` subprocess (the ``serve_process`` fixture in ``conftest.py`` starts and
-stops them).
+stops them); ``labelling_serve_env`` is the service the labelling tests run.
 """
 
 from __future__ import annotations
@@ -32,6 +32,26 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def labelling_serve_env(broker: Any, topics: dict[str, str]) -> dict[str, str]:
+    """``serve`` settings of the labelling tests: logreg, every query asked, spam or ham.
+
+    ``broker`` is the ``kafka_broker`` fixture; ``topics`` maps ``TOPICS__SAMPLES`` (and
+    the other topic settings) to names.
+    """
+    return dict(
+        broker.env(
+            KAFKA__GROUP_ID=broker.unique("serve"),
+            LEARNER__MODEL="logreg",
+            LEARNER__BUDGET="full",
+            LEARNER__CLASSES='["spam", "ham"]',
+            CHECKPOINT__INTERVAL="0.2",
+            SERVICE__HTTP_HOST="127.0.0.1",
+            SERVICE__HEALTH_INTERVAL="0.5",
+            **topics,
+        )
+    )
 
 
 class ServeProcess:

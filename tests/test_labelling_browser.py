@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from _helpers import wait_until
+from _helpers import labelling_serve_env, wait_until
 
 from streamal.messages import Sample, decode_label, encode
 
@@ -70,20 +70,13 @@ def test_a_person_labels_five_queries_with_clicks_and_keys(
     from selenium.webdriver.common.by import By
 
     samples, labels, queries, dead = kafka_topics("samples", "labels", "queries", "dead")
-    env = kafka_broker.env(
-        KAFKA__GROUP_ID=kafka_broker.unique("serve"),
-        TOPICS__SAMPLES=samples,
-        TOPICS__LABELS=labels,
-        TOPICS__QUERIES=queries,
-        TOPICS__DEAD_LETTERS=dead,
-        LEARNER__MODEL="logreg",
-        LEARNER__BUDGET="full",
-        LEARNER__CLASSES='["spam", "ham"]',
-        CHECKPOINT__INTERVAL="0.2",
-        SERVICE__HTTP_HOST="127.0.0.1",
-        SERVICE__HEALTH_INTERVAL="0.5",
-    )
-    serve = serve_process(env)
+    topics = {
+        "TOPICS__SAMPLES": samples,
+        "TOPICS__LABELS": labels,
+        "TOPICS__QUERIES": queries,
+        "TOPICS__DEAD_LETTERS": dead,
+    }
+    serve = serve_process(labelling_serve_env(kafka_broker, topics))
     kafka_broker.send(
         samples,
         [

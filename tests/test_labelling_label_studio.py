@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import wait_until
+from _helpers import labelling_serve_env, wait_until
 
 from streamal.labelling.label_studio_api import LabelStudioClient, choices_result
 from streamal.messages import Sample, decode_label, encode
@@ -173,18 +173,7 @@ def test_queries_become_tasks_and_annotations_become_applied_labels(
         "TOPICS__QUERIES": queries,
         "TOPICS__DEAD_LETTERS": dead,
     }
-    serve = serve_process(
-        kafka_broker.env(
-            KAFKA__GROUP_ID=kafka_broker.unique("serve"),
-            LEARNER__MODEL="logreg",
-            LEARNER__BUDGET="full",
-            LEARNER__CLASSES='["spam", "ham"]',
-            CHECKPOINT__INTERVAL="0.2",
-            SERVICE__HTTP_HOST="127.0.0.1",
-            SERVICE__HEALTH_INTERVAL="0.5",
-            **topics,
-        )
-    )
+    serve = serve_process(labelling_serve_env(kafka_broker, topics))
 
     def send(*ids: int) -> None:
         kafka_broker.send(
