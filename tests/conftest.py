@@ -15,6 +15,14 @@ Fixtures
     A factory: ``kafka_topics("samples", "labels", partitions=1)`` creates uniquely named
     topics (``samples-<hex>``...) on the session broker, returns their names in order, and
     deletes them after the test. Never rely on auto-create (tansu makes 4 partitions).
+``serve_process``
+    A factory: ``serve_process(env)`` starts ``streamal serve`` with HTTP on a free port
+    and returns a ``_helpers.ServeProcess`` (``.get(path)``, ``.metric(name)``, ``.stop()``,
+    ``.kill()``, ``.log``); every process it started is stopped after the test.
+
+Helpers that are not fixtures (``wait_until``, ``ServeProcess``, ``labelling_serve_env``)
+live in ``tests/_helpers.py``; ``pythonpath`` puts ``tests`` on ``sys.path``, so test
+modules ``from _helpers import ...``.
 
 The broker object also carries the client settings for tests (test modules cannot import
 this file under ``--import-mode=importlib``): ``kafka_broker.consumer_settings`` (a group
