@@ -15,6 +15,14 @@ Fixtures
     A factory: ``kafka_topics("samples", "labels", partitions=1)`` creates uniquely named
     topics (``samples-<hex>``...) on the session broker, returns their names in order, and
     deletes them after the test. Never rely on auto-create (tansu makes 4 partitions).
+``serve_process``
+    A factory: ``serve_process(env)`` starts ``streamal serve`` with HTTP on a free port
+    and returns a ``_helpers.ServeProcess`` (``.get(path)``, ``.metric(name)``, ``.stop()``,
+    ``.kill()``, ``.log``); every process it started is stopped after the test.
+
+Helpers that are not fixtures (``wait_until``, ``ServeProcess``, ``labelling_serve_env``)
+live in ``tests/_helpers.py``; ``pythonpath`` puts ``tests`` on ``sys.path``, so test
+modules ``from _helpers import ...``.
 
 The broker object also carries the client settings for tests (test modules cannot import
 this file under ``--import-mode=importlib``): ``kafka_broker.consumer_settings`` (a group
@@ -47,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import ServeProcess
 
 from streamal.dev.broker import LocalBroker
 from streamal.transports.admin import create_topics, delete_topics
@@ -232,82 +241,19 @@ def kafka_topics(kafka_broker: KafkaTestBroker) -> Iterator[Callable[..., list[s
     kafka_broker.delete_topics(*made)
 
 
-class ServeProcess:
-    """``streamal serve`` in a subprocess, its log in a file, its HTTP port read from it."""
-
-    def __init__(self, env: dict[str, str], state: Path) -> None:
-        import re
-        import subprocess
-        import sys
-        import time
-
-        self.log = state.parent / f"serve-{uuid.uuid4().hex[:8]}.log"
-        code = "from streamal.cli.app import main; main()"
-        with self.log.open("w") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", code, "serve", "--checkpoint-dir", str(state)]
-                + ["--http-port", "0"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            found = re.search(r"on http://[0-9.]+:(\d+)", self.log.read_text())
-            if found:
-                self.port = int(found.group(1))
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        self.proc.kill()
-        raise AssertionError(f"serve did not start:\n{self.log.read_text()}")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def get(self, path: str) -> tuple[int, str]:
-        import urllib.error
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode()
-
-    def metric(self, name: str, **labels: str) -> float:
-        import re
-
-        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        pattern = re.escape(name + (f"{{{want}}}" if want else "")) + r" (\S+)"
-        found = re.search(r"^" + pattern + "$", self.get("/metrics")[1], re.M)
-        return float(found.group(1)) if found else 0.0
-
-    def stop(self, timeout: float = 30) -> int:
-        import signal
-
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except BaseException:
-            self.proc.kill()
-            self.proc.wait(10)
-            raise
-
-
 @pytest.fixture
-def serve_process(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ServeProcess]]:
+def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     """Factory: ``serve_process(env)`` starts ``streamal serve`` (HTTP on a free port).
 
-    Every process it started is stopped (SIGTERM, then SIGKILL) after the test.
+    ``serve_process(env, state)`` uses the checkpoint directory ``state`` (a restart
+    resumes from it); ``startup=60`` allows longer for the port to show. Every process
+    it started is stopped (SIGTERM, then SIGKILL) after the test.
     """
     started: list[ServeProcess] = []
 
-    def start(env: dict[str, str]) -> ServeProcess:
-        proc = ServeProcess(env, tmp_path / f"state-{len(started)}")
+    def start(env: dict[str, str], state: Path | None = None, startup: float = 30) -> ServeProcess:
+        state = tmp_path / f"state-{len(started)}" if state is None else state
+        proc = ServeProcess(env, state, startup)
         started.append(proc)
         return proc
 

@@ -132,35 +132,14 @@ def test_selector_without_window_is_an_error() -> None:
 
 
 def test_window_mode_names_the_selector_and_unpredicted_arrivals_apart() -> None:
-    out = streamal(
-        "replay",
-        "river:Phishing",
-        "--model",
-        "gnb",
-        "--strategy",
-        "entropy",
-        "--window",
-        "100",
-        "--selector",
-        "coreset",
-        "--quiet",
-    )
+    args = ["replay", "river:Phishing", "--model", "gnb", "--strategy", "entropy"]
+    args += ["--window", "100"]
+    args += ["--selector", "coreset"]
+    out = streamal(*args, "--quiet")
     assert out.returncode == 0, out.stderr
     assert "entropy / coreset (window 100)" in out.stdout
     assert "variable_threshold" not in out.stdout
-    data = json.loads(
-        streamal(
-            "replay",
-            "river:Phishing",
-            "--model",
-            "gnb",
-            "--window",
-            "100",
-            "--selector",
-            "coreset",
-            "--json",
-        ).stdout
-    )
+    data = json.loads(streamal(*args, "--json").stdout)
     # Gaussian naive Bayes predicts nothing before its first label, which in window mode
     # comes when the first window closes: those 100 arrivals are not counted as wrong.
     assert data["selector"] == "coreset" and data["window"] == 100

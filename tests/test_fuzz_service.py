@@ -12,7 +12,6 @@ so the fuzzed state must also survive the restricted unpickler.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import pickle
@@ -21,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import _hostile as hostile
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,18 +33,6 @@ from streamal.service.handlers import MessageHandler, Topics
 from streamal.service.outputs import REASONS
 from streamal.transports import Envelope, MemoryBroker, MemorySink
 
-
-def _load_hostile() -> Any:
-    path = Path(__file__).with_name("_hostile.py")
-    spec = importlib.util.spec_from_file_location("streamal_tests_hostile", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-hostile = _load_hostile()
 TOPICS = Topics()
 TOPIC = {hostile.SAMPLES: TOPICS.samples, hostile.LABELS: TOPICS.labels}
 #: The service's limits, with the feature count and meta size lowered so that the

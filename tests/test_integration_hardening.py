@@ -9,63 +9,40 @@ known reason), and stop gracefully with its budget and pending bounds intact.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import _hostile as hostile
 import pytest
+from _helpers import wait_until
 
 from streamal.core.checkpoint import Checkpointer
 from streamal.service.outputs import REASONS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
+#: Polls every 0.2 s.
+_wait = partial(wait_until, interval=0.2)
+
 ROLES = ("samples", "labels", "queries", "dead_letters", "predictions")
 COUNT = 2_400
 RATE = 0.2
-
-
-def _load_hostile() -> Any:
-    path = Path(__file__).with_name("_hostile.py")
-    spec = importlib.util.spec_from_file_location("streamal_tests_hostile", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def _metrics(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        return str(reply.read().decode())
 
 
 def _sum(text: str, name: str) -> float:
     return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
 
-def test_hostile_stream_through_serve(kafka_broker: Any, kafka_topics: Any, tmp_path: Path) -> None:
+def test_hostile_stream_through_serve(
+    kafka_broker: Any, kafka_topics: Any, serve_process: Any, tmp_path: Path
+) -> None:
     from kafka import KafkaProducer
 
-    hostile = _load_hostile()
     topics = dict(zip(ROLES, kafka_topics(*ROLES, partitions=1), strict=True))
     producer = KafkaProducer(
         bootstrap_servers=kafka_broker.bootstrap,
@@ -97,46 +74,23 @@ def test_hostile_stream_through_serve(kafka_broker: Any, kafka_topics: Any, tmp_
         SERVICE__HTTP_HOST="127.0.0.1",
         **{f"TOPICS__{role.upper()}": topics[role] for role in ROLES},
     )
-    log = tmp_path / "serve.log"
-    with log.open("w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamal", "serve", "--checkpoint-dir", str(state)]
-            + ["--http-port", "0"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    try:
+    serve = serve_process(env, state, startup=60)
 
-        def port() -> int | None:
-            assert proc.poll() is None, log.read_text()
-            found = re.search(r"on http://[0-9.]+:(\d+)", log.read_text())
-            return int(found.group(1)) if found else None
+    def consumed() -> bool:
+        assert serve.proc.poll() is None, f"serve exited:\n{serve.log.read_text()[-3000:]}"
+        return _sum(serve.get("/metrics")[1], "streamal_messages_consumed_total") >= COUNT
 
-        http = _wait(port, 60, "the HTTP port")
-
-        def consumed() -> bool:
-            assert proc.poll() is None, f"serve exited:\n{log.read_text()[-3000:]}"
-            return _sum(_metrics(http), "streamal_messages_consumed_total") >= COUNT
-
-        _wait(consumed, 240, "every message consumed")
-        text = _metrics(http)
-        assert _sum(text, "streamal_messages_consumed_total") == COUNT
-        dead = _sum(text, "streamal_dead_letters_total")
-        reasons = dict(
-            (m[0], float(m[1]))
-            for m in re.findall(
-                r'^streamal_dead_letters_total{reason="([^"]+)"} (\S+)$', text, re.M
-            )
-        )
-        assert set(reasons) <= set(REASONS)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0, log.read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    assert "Traceback" not in log.read_text()
+    _wait(consumed, 240, "every message consumed")
+    text = serve.get("/metrics")[1]
+    assert _sum(text, "streamal_messages_consumed_total") == COUNT
+    dead = _sum(text, "streamal_dead_letters_total")
+    reasons = dict(
+        (m[0], float(m[1]))
+        for m in re.findall(r'^streamal_dead_letters_total{reason="([^"]+)"} (\S+)$', text, re.M)
+    )
+    assert set(reasons) <= set(REASONS)
+    assert serve.stop(60) == 0, serve.log.read_text()[-3000:]
+    assert "Traceback" not in serve.log.read_text()
 
     letters = kafka_broker.read(topics["dead_letters"], count=int(dead), timeout=30)
     assert len(letters) == dead
@@ -158,7 +112,7 @@ def test_hostile_stream_through_serve(kafka_broker: Any, kafka_topics: Any, tmp_
 
 
 def test_serve_before_its_samples_topic_exists(
-    kafka_broker: Any, kafka_topics: Any, tmp_path: Path
+    kafka_broker: Any, kafka_topics: Any, serve_process: Any, tmp_path: Path
 ) -> None:
     # Found 7: started before its samples topic existed, serve decided nothing for more
     # than 90 s while /readyz said ok.
@@ -173,49 +127,24 @@ def test_serve_before_its_samples_topic_exists(
         SERVICE__HTTP_HOST="127.0.0.1",
         **{f"TOPICS__{role.upper()}": topics[role] for role in ROLES},
     )
-    log = tmp_path / "serve.log"
-    with log.open("w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamal", "serve", "--checkpoint-dir", str(tmp_path / "s")]
-            + ["--http-port", "0"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+    serve = serve_process(env, tmp_path / "s", startup=60)
     try:
-
-        def port() -> int | None:
-            assert proc.poll() is None, log.read_text()
-            found = re.search(r"on http://[0-9.]+:(\d+)", log.read_text())
-            return int(found.group(1)) if found else None
-
-        http = _wait(port, 60, "the HTTP port")
-
-        def ready() -> tuple[int, str]:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http}/readyz", timeout=5) as r:
-                    return r.status, r.read().decode()
-            except urllib.error.HTTPError as error:
-                return error.code, error.read().decode()
-
-        _wait(lambda: "no partition of" in ready()[1], 30, "not ready: nothing assigned")
-        assert ready()[0] == 503
+        _wait(
+            lambda: "no partition of" in serve.get("/readyz")[1], 30, "not ready: nothing assigned"
+        )
+        assert serve.get("/readyz")[0] == 503
         kafka_broker.create_topics(samples, partitions=1)
         sent = [encode(Sample(id=f"s{i}", x={"a": float(i)})) for i in range(5)]
         kafka_broker.send(samples, sent)
         started = time.monotonic()
 
         def decided() -> bool:
-            return _sum(_metrics(http), "streamal_samples_total") >= len(sent)
+            return _sum(serve.get("/metrics")[1], "streamal_samples_total") >= len(sent)
 
         _wait(decided, 90, "the samples of the late topic to be decided")
         waited = time.monotonic() - started
-        assert ready() == (200, "ok\n")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
+        assert serve.get("/readyz") == (200, "ok\n")
+        assert serve.stop(60) == 0
         print(f"late samples topic: decided {waited:.1f} s after it was created", file=sys.stderr)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
         kafka_broker.delete_topics(samples)

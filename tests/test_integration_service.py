@@ -10,19 +10,15 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
-import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import ServeProcess, wait_until
 
 from streamal.core.checkpoint import Checkpointer, Snapshot
 from streamal.messages import Label, Sample, encode
@@ -33,63 +29,8 @@ RATE = 0.1
 ROLES = ("samples", "labels", "queries", "dead_letters", "predictions")
 
 
-_RUNNING: list[subprocess.Popen[bytes]] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_services() -> Iterator[None]:
-    yield
-    while _RUNNING:
-        proc = _RUNNING.pop()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-
-class Serve:
-    """One ``streamal serve`` process; its log goes to ``log``."""
-
-    def __init__(self, broker: Any, topics: dict[str, str], state: Path, **extra: str) -> None:
-        env = {**os.environ, **_settings(broker.bootstrap, topics, **extra)}
-        self.log = state.parent / f"serve-{time.monotonic_ns()}.log"
-        code = "from streamal.cli.app import main; main()"
-        with self.log.open("w") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", code, "serve", "--checkpoint-dir", str(state)]
-                + ["--http-port", "0"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        _RUNNING.append(self.proc)
-        self.port = int(_wait(lambda: self._port(), 30, "the HTTP port in the log"))
-
-    def _port(self) -> str | None:
-        found = re.search(r"on http://[0-9.]+:(\d+)", self.log.read_text())
-        if found is None and self.proc.poll() is not None:
-            raise AssertionError(f"serve exited early:\n{self.log.read_text()}")
-        return found.group(1) if found else None
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode()
-
-    def metric(self, name: str, **labels: str) -> float:
-        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        pattern = re.escape(name + (f"{{{want}}}" if want else "")) + r" (\S+)"
-        found = re.search(r"^" + pattern + "$", self.get("/metrics")[1], re.M)
-        return float(found.group(1)) if found else 0.0
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def stop(self, timeout: float = 30) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+def _env(broker: Any, topics: dict[str, str], **extra: str) -> dict[str, str]:
+    return {**os.environ, **_settings(broker.bootstrap, topics, **extra)}
 
 
 def _settings(bootstrap: str, topics: dict[str, str], **extra: str) -> dict[str, str]:
@@ -111,16 +52,6 @@ def _settings(bootstrap: str, topics: dict[str, str], **extra: str) -> dict[str,
     env.update({f"STREAMAL_TOPICS__{role.upper()}": topics[role] for role in ROLES})
     env.update({f"STREAMAL_{k.upper()}": v for k, v in extra.items()})
     return env
-
-
-def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _producer(broker: Any) -> Any:
@@ -154,7 +85,9 @@ class Oracle(threading.Thread):
         consumer = KafkaConsumer(bootstrap_servers=self.broker.bootstrap, enable_auto_commit=False)
         producer = _producer(self.broker)
         try:
-            parts = sorted(_wait(lambda: consumer.partitions_for_topic(self.queries), 10, "topic"))
+            parts = sorted(
+                wait_until(lambda: consumer.partitions_for_topic(self.queries), 10, "topic")
+            )
             consumer.assign([TopicPartition(self.queries, p) for p in parts])
             consumer.seek_to_beginning()
             while not self.done.is_set():
@@ -214,13 +147,13 @@ def _check_promise(snap: Snapshot, broker: Any, topics: dict[str, str], n: int, 
     return asked
 
 
-def _drain(serve: Serve, oracle: Oracle, n: int, timeout: float = 60) -> None:
+def _drain(serve: ServeProcess, oracle: Oracle, n: int, timeout: float = 60) -> None:
     """Wait until every sample was seen, then stop the oracle and let its last labels in."""
     seen = partial(serve.metric, "streamal_learner_events", event="seen")
     queried = partial(serve.metric, "streamal_learner_events", event="queried")
     # Queries leave the service at its next checkpoint (the outbox), so wait until the
     # oracle has answered every query decided so far, not only until every sample is seen.
-    _wait(
+    wait_until(
         lambda: (
             seen() == n
             and len(oracle.answered) >= queried()
@@ -232,7 +165,7 @@ def _drain(serve: Serve, oracle: Oracle, n: int, timeout: float = 60) -> None:
     oracle.done.set()
     oracle.join(10)
     applied = partial(serve.metric, "streamal_learner_events", event="applied")
-    _wait(lambda: applied() == len(oracle.answered), 30, "the last labels")
+    wait_until(lambda: applied() == len(oracle.answered), 30, "the last labels")
 
 
 POISON = {
@@ -245,7 +178,7 @@ POISON = {
 
 
 def test_end_to_end_through_every_topic_with_poison(
-    kafka_broker: Any, kafka_topics: Any, oracle_factory: Any, tmp_path: Path
+    kafka_broker: Any, kafka_topics: Any, oracle_factory: Any, serve_process: Any, tmp_path: Path
 ) -> None:
     topics, state, n = _names(kafka_topics), tmp_path / "state", 300
     producer = _producer(kafka_broker)
@@ -258,9 +191,9 @@ def test_end_to_end_through_every_topic_with_poison(
     producer.flush(10)
     producer.close(5)
     oracle = oracle_factory(kafka_broker, topics)
-    serve = Serve(kafka_broker, topics, state)
+    serve = serve_process(_env(kafka_broker, topics), state)
     assert serve.get("/healthz") == (200, "ok\n")
-    _wait(lambda: serve.get("/readyz")[0] == 200, 20, "readiness")
+    wait_until(lambda: serve.get("/readyz")[0] == 200, 20, "readiness")
     _drain(serve, oracle, n)
     assert serve.metric("streamal_dead_letters_total", reason="label_unknown") == 1
     for kind in POISON:
@@ -287,7 +220,7 @@ def test_end_to_end_through_every_topic_with_poison(
 
 @pytest.mark.slow
 def test_sigkill_again_and_again_keeps_the_promise(
-    kafka_broker: Any, kafka_topics: Any, oracle_factory: Any, tmp_path: Path
+    kafka_broker: Any, kafka_topics: Any, oracle_factory: Any, serve_process: Any, tmp_path: Path
 ) -> None:
     topics, state = _names(kafka_topics), tmp_path / "state"
     rng = random.Random(2024)
@@ -308,16 +241,18 @@ def test_sigkill_again_and_again_keeps_the_promise(
     feeder.start()
     kills, started = 0, time.monotonic()
     while kills < int(os.environ.get("STREAMAL_TEST_KILLS", "6")):  # 20 for the issue 14 run
-        serve = Serve(kafka_broker, topics, state)
+        serve = serve_process(_env(kafka_broker, topics), state)
         # Kill at a random moment once this incarnation is processing.
-        _wait(partial(serve.metric, "streamal_messages_consumed_total", kind="sample"), 60, "work")
+        wait_until(
+            partial(serve.metric, "streamal_messages_consumed_total", kind="sample"), 60, "work"
+        )
         time.sleep(rng.uniform(0.0, 1.5))
         serve.kill()
         kills += 1
     enough.set()
     feeder.join(30)
     n = produced[0]
-    serve = Serve(kafka_broker, topics, state)
+    serve = serve_process(_env(kafka_broker, topics), state)
     _drain(serve, oracle, n, timeout=90)
     assert serve.stop() == 0
     elapsed = time.monotonic() - started
@@ -331,7 +266,9 @@ def test_sigkill_again_and_again_keeps_the_promise(
     )
 
 
-def test_broker_killed_under_the_service(own_kafka_broker: Any, tmp_path: Path) -> None:
+def test_broker_killed_under_the_service(
+    own_kafka_broker: Any, serve_process: Any, tmp_path: Path
+) -> None:
     broker, state = own_kafka_broker, tmp_path / "state"
     topics = {role: f"{role}-{os.getpid()}" for role in ROLES}
     broker.create_topics(*topics.values(), partitions=2)
@@ -345,22 +282,22 @@ def test_broker_killed_under_the_service(own_kafka_broker: Any, tmp_path: Path) 
         producer.close(5)
 
     send(0, 100)
-    serve = Serve(broker, topics, state, SERVICE__BROKER_TIMEOUT="6")
-    _wait(lambda: serve.metric("streamal_learner_events", event="seen") == 100, 30, "100 seen")
+    serve = serve_process(_env(broker, topics, SERVICE__BROKER_TIMEOUT="6"), state)
+    wait_until(lambda: serve.metric("streamal_learner_events", event="seen") == 100, 30, "100 seen")
     # A short outage: the service rides it out and reads the re-created (empty) topics.
     broker.kill()
     # Noticed by the next probe, or at worst by the flush of a checkpoint in progress.
-    _wait(lambda: serve.get("/readyz") == (503, "broker unreachable\n"), 15, "not ready")
+    wait_until(lambda: serve.get("/readyz") == (503, "broker unreachable\n"), 15, "not ready")
     time.sleep(1.0)
     broker.restart()
     broker.create_topics(*topics.values(), partitions=2)
-    _wait(lambda: serve.get("/readyz")[0] == 200, 20, "ready again")
-    _wait(lambda: serve.metric("streamal_offset_resets_total", kind="sample") > 0, 30, "reset")
+    wait_until(lambda: serve.get("/readyz")[0] == 200, 20, "ready again")
+    wait_until(lambda: serve.metric("streamal_offset_resets_total", kind="sample") > 0, 30, "reset")
     send(100, 150)
-    _wait(lambda: serve.metric("streamal_learner_events", event="seen") == 150, 30, "150 seen")
+    wait_until(lambda: serve.metric("streamal_learner_events", event="seen") == 150, 30, "150 seen")
     assert serve.proc.poll() is None
     # (the broker keeps nothing across a restart: what the snapshot lacks is lost with it)
-    _wait(lambda: _final(state).learner.stats.seen == 150, 10, "150 in the snapshot")
+    wait_until(lambda: _final(state).learner.stats.seen == 150, 10, "150 in the snapshot")
     # A long outage: the service exits non-zero with a clear message ...
     broker.kill()
     assert serve.proc.wait(30) == 3
@@ -369,7 +306,7 @@ def test_broker_killed_under_the_service(own_kafka_broker: Any, tmp_path: Path) 
     broker.restart()
     broker.create_topics(*topics.values(), partitions=2)
     send(150, 180)
-    serve = Serve(broker, topics, state)
-    _wait(lambda: serve.metric("streamal_learner_events", event="seen") == 180, 40, "180 seen")
+    serve = serve_process(_env(broker, topics), state)
+    wait_until(lambda: serve.metric("streamal_learner_events", event="seen") == 180, 40, "180 seen")
     assert serve.stop() == 0
     assert _final(state).learner.stats.seen == 180

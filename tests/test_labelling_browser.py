@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _helpers import labelling_serve_env, wait_until
 
 from streamal.messages import Sample, decode_label, encode
 
@@ -33,16 +33,6 @@ ITEMS = [
     ("Cheap watches, 90% off, limited stock", 19.9, "??", 4),
     ("Delivery slot confirmed for Friday 8-10", 0.0, "SE", 16),
 ]
-
-
-def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
@@ -80,20 +70,13 @@ def test_a_person_labels_five_queries_with_clicks_and_keys(
     from selenium.webdriver.common.by import By
 
     samples, labels, queries, dead = kafka_topics("samples", "labels", "queries", "dead")
-    env = kafka_broker.env(
-        KAFKA__GROUP_ID=kafka_broker.unique("serve"),
-        TOPICS__SAMPLES=samples,
-        TOPICS__LABELS=labels,
-        TOPICS__QUERIES=queries,
-        TOPICS__DEAD_LETTERS=dead,
-        LEARNER__MODEL="logreg",
-        LEARNER__BUDGET="full",
-        LEARNER__CLASSES='["spam", "ham"]',
-        CHECKPOINT__INTERVAL="0.2",
-        SERVICE__HTTP_HOST="127.0.0.1",
-        SERVICE__HEALTH_INTERVAL="0.5",
-    )
-    serve = serve_process(env)
+    topics = {
+        "TOPICS__SAMPLES": samples,
+        "TOPICS__LABELS": labels,
+        "TOPICS__QUERIES": queries,
+        "TOPICS__DEAD_LETTERS": dead,
+    }
+    serve = serve_process(labelling_serve_env(kafka_broker, topics))
     kafka_broker.send(
         samples,
         [
@@ -112,7 +95,7 @@ def test_a_person_labels_five_queries_with_clicks_and_keys(
         code, body = serve.get("/label/data")
         return [q["sample_id"] for q in json.loads(body)["queries"]] if code == 200 else []
 
-    _wait(lambda: len(open_queries()) == len(ITEMS), 60, "the queries on the page")
+    wait_until(lambda: len(open_queries()) == len(ITEMS), 60, "the queries on the page")
     browser.get(serve.url + "/label")
 
     def heading() -> str:
@@ -122,7 +105,7 @@ def test_a_person_labels_five_queries_with_clicks_and_keys(
     def shows(sample_id: str) -> bool:
         return heading().startswith(f"sample {sample_id}")
 
-    _wait(lambda: shows("m0"), 20, "the first query on the page")
+    wait_until(lambda: shows("m0"), 20, "the first query on the page")
     assert "Refund request" in browser.find_element(By.ID, "query").text
     body = browser.find_element(By.TAG_NAME, "body")
 
@@ -142,20 +125,20 @@ def test_a_person_labels_five_queries_with_clicks_and_keys(
         ("m5", lambda: body.send_keys("1"), "spam"),
     ]
     for sample_id, act, y in steps:
-        _wait(lambda sid=sample_id: shows(sid), 20, f"query {sample_id} on the page")
+        wait_until(lambda sid=sample_id: shows(sid), 20, f"query {sample_id} on the page")
         act()
         if y is not None:
             given.append((sample_id, y))
-            _wait(
+            wait_until(
                 lambda sid=sample_id: (
                     f"labelled {sid}" in browser.find_element(By.ID, "status").text
                 ),
                 20,
                 f"the label of {sample_id} accepted",
             )
-    _wait(lambda: shows("m6"), 20, "the last query")
+    wait_until(lambda: shows("m6"), 20, "the last query")
     assert len(given) == 5
-    _wait(
+    wait_until(
         lambda: serve.metric("streamal_labels_total", outcome="applied") == 5,
         30,
         "the service to apply five labels",
@@ -163,7 +146,7 @@ def test_a_person_labels_five_queries_with_clicks_and_keys(
     sent = [decode_label(r.value) for r in kafka_broker.read(labels)]
     assert sorted((label.sample_id, label.y) for label in sent) == sorted(given)
     assert all(label.annotator == "web" for label in sent)
-    _wait(lambda: sorted(open_queries()) == ["m3", "m6"], 20, "the labelled queries to close")
+    wait_until(lambda: sorted(open_queries()) == ["m3", "m6"], 20, "the labelled queries to close")
     assert "labelled today 5" in browser.find_element(By.TAG_NAME, "header").text
     assert serve.metric("streamal_dead_letters_total", reason="unknown_class") == 0
     # A query decided after the labels shows up live, with the model's guess.
@@ -182,9 +165,9 @@ def test_a_person_labels_five_queries_with_clicks_and_keys(
             )
         ],
     )
-    _wait(lambda: "m7" in open_queries(), 30, "the new query")
+    wait_until(lambda: "m7" in open_queries(), 30, "the new query")
     body.send_keys("s")
-    _wait(lambda: shows("m7"), 20, "the new query on the page")
+    wait_until(lambda: shows("m7"), 20, "the new query on the page")
     assert "confidence" in browser.find_element(By.ID, "query").text
     shot = os.environ.get("STREAMAL_SCREENSHOT")
     if shot:

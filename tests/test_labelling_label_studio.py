@@ -22,16 +22,21 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import labelling_serve_env, wait_until
 
 from streamal.labelling.label_studio_api import LabelStudioClient, choices_result
 from streamal.messages import Sample, decode_label, encode
 
 pytestmark = [pytest.mark.kafka, pytest.mark.labelstudio, pytest.mark.slow]
+
+#: Polls every 0.2 s.
+_wait = partial(wait_until, interval=0.2)
 
 TOKEN = "streamal-test-token-0123456789"
 
@@ -40,16 +45,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -178,18 +173,7 @@ def test_queries_become_tasks_and_annotations_become_applied_labels(
         "TOPICS__QUERIES": queries,
         "TOPICS__DEAD_LETTERS": dead,
     }
-    serve = serve_process(
-        kafka_broker.env(
-            KAFKA__GROUP_ID=kafka_broker.unique("serve"),
-            LEARNER__MODEL="logreg",
-            LEARNER__BUDGET="full",
-            LEARNER__CLASSES='["spam", "ham"]',
-            CHECKPOINT__INTERVAL="0.2",
-            SERVICE__HTTP_HOST="127.0.0.1",
-            SERVICE__HEALTH_INTERVAL="0.5",
-            **topics,
-        )
-    )
+    serve = serve_process(labelling_serve_env(kafka_broker, topics))
 
     def send(*ids: int) -> None:
         kafka_broker.send(

@@ -7,28 +7,17 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import wait_until
 
 from streamal.messages import Label, Query, decode_label, encode
 
 pytestmark = pytest.mark.kafka
-
-
-def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_the_page_reads_the_topics_and_writes_labels(
@@ -74,7 +63,7 @@ def test_the_page_reads_the_topics_and_writes_labels(
         )
     try:
         port = int(
-            _wait(
+            wait_until(
                 lambda: (re.findall(r"http://[0-9.]+:(\d+)/label", log.read_text()) or [None])[0],
                 30,
                 "the page's port",
@@ -86,7 +75,7 @@ def test_the_page_reads_the_topics_and_writes_labels(
             with urllib.request.urlopen(url + "/label/data", timeout=5) as r:
                 return [q["sample_id"] for q in json.loads(r.read())["queries"]]
 
-        _wait(lambda: open_ids() == ["q0", "q2"], 30, "the unanswered queries")
+        wait_until(lambda: open_ids() == ["q0", "q2"], 30, "the unanswered queries")
         with urllib.request.urlopen(url + "/label", timeout=5) as r:
             assert b"/label/data" in r.read()
         body = json.dumps([{"sample_id": "q2", "y": "spam"}, {"sample_id": "q0", "y": "eggs"}])

@@ -10,12 +10,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from _helpers import wait_until
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -25,6 +27,9 @@ from streamal.service.config import load_settings
 from streamal.service.factory import build_service
 from streamal.transports import MemoryBroker, MemorySink, MemorySource
 from streamal.transports.base import TopicPartition
+
+#: Polls every 0.2 s.
+_wait = partial(wait_until, interval=0.2)
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 RATE = 0.1
@@ -194,16 +199,6 @@ def test_label_delay_and_unknown_ids() -> None:
 
 
 # -- through the real broker and a real `streamal serve` --------------------------------
-
-
-def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture

@@ -48,9 +48,8 @@ def label_command(
 
     from streamal.labelling.board import QueryBoard
     from streamal.labelling.feed import TopicFeed
-    from streamal.labelling.gateway import LabelGateway
     from streamal.labelling.web import LabellingApp
-    from streamal.service.factory import label_policy
+    from streamal.service.factory import label_gateway
     from streamal.service.http import HttpServer
 
     group = f"streamal-label-web-{uuid.uuid4().hex[:8]}"  # reads from the start each time
@@ -60,16 +59,7 @@ def label_command(
     spec = settings.labelling
     board = QueryBoard()
     feed = TopicFeed(source, settings.topics.queries, settings.topics.labels, board)
-    token = None if spec.token is None else spec.token.get_secret_value()
-    gateway = LabelGateway(
-        sink,
-        settings.topics.labels,
-        label_policy(settings),
-        token,
-        spec.max_request_bytes,
-        spec.max_labels,
-    )
-    app = LabellingApp(gateway, board, lambda: {"pending": len(board)})
+    app = LabellingApp(label_gateway(settings, sink), board, lambda: {"pending": len(board)})
     http = HttpServer(
         CollectorRegistry(),
         lambda: (feed.error is None, "ok" if feed.error is None else str(feed.error)),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
@@ -33,6 +33,9 @@ from streamal.service.metrics import Metrics
 from streamal.service.warm import warm_start_hook
 from streamal.transports.base import Sink, Source
 
+if TYPE_CHECKING:
+    from streamal.labelling.gateway import LabelGateway
+
 __all__ = [
     "build_labelling",
     "build_learner",
@@ -40,8 +43,9 @@ __all__ = [
     "build_transports",
     "config_hash",
     "kafka_client_options",
-    "limits",
+    "label_gateway",
     "label_policy",
+    "limits",
     "loop_policy",
     "topics",
 ]
@@ -127,6 +131,26 @@ def label_policy(settings: Settings) -> LabelPolicy:
     """What queries offer annotators and which labels are taken (``learner`` section)."""
     spec = settings.learner
     return LabelPolicy.build(spec.classes, spec.query_meta_bytes, spec.unsolicited)
+
+
+def label_gateway(settings: Settings, sink: Sink) -> LabelGateway:
+    """``POST /labels``: labels checked as ``label_policy`` says, produced with ``sink``.
+
+    The ``labelling`` section gives the token and the request limits; ``streamal serve``
+    and ``streamal label --web`` both build their gateway here.
+    """
+    from streamal.labelling.gateway import LabelGateway
+
+    spec = settings.labelling
+    token = None if spec.token is None else spec.token.get_secret_value()
+    return LabelGateway(
+        sink,
+        settings.topics.labels,
+        label_policy(settings),
+        token,
+        spec.max_request_bytes,
+        spec.max_labels,
+    )
 
 
 def topics(settings: Settings) -> Topics:
@@ -221,7 +245,6 @@ def build_labelling(settings: Settings, service: Service, sink: Sink | None = No
     """
     from streamal.core.pending import MemoryPendingStore
     from streamal.labelling.board import BoardSink, QueryBoard
-    from streamal.labelling.gateway import LabelGateway
     from streamal.labelling.web import LabellingApp
 
     spec = settings.labelling
@@ -253,13 +276,4 @@ def build_labelling(settings: Settings, service: Service, sink: Sink | None = No
         kafka = settings.kafka
         producer = {"max_block_ms": kafka.max_block_ms, "linger_ms": 0}
         sink = KafkaSink(kafka_client_options(kafka), {**producer, **kafka.producer})
-    token = None if spec.token is None else spec.token.get_secret_value()
-    gateway = LabelGateway(
-        sink,
-        settings.topics.labels,
-        label_policy(settings),
-        token,
-        spec.max_request_bytes,
-        spec.max_labels,
-    )
-    return LabellingApp(gateway, board, counts)
+    return LabellingApp(label_gateway(settings, sink), board, counts)

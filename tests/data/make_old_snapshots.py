@@ -68,6 +68,12 @@ def main(folder: str) -> None:
             )
         return rows
 
+    def save(lrn: object, name: str, offset: int, extra: dict[str, object]) -> None:
+        blob = Checkpointer(out / f"tmp-{name}", keep=1)
+        path = blob.save(Snapshot(lrn, {("streamal.samples", 0): offset}, [], {}, "abc", extra))
+        path.rename(out / f"old-{name}.ckpt")
+        (out / f"tmp-{name}").rmdir()
+
     # Without an audit slice: the new code must decide exactly as the old one did.
     active = ActiveLearner(
         build_model("logreg", seed=7),
@@ -78,10 +84,7 @@ def main(folder: str) -> None:
         seed=7,
     )
     feed(active, _samples(0, 200))
-    blob = Checkpointer(out / "tmp-active", keep=1)
-    path = blob.save(Snapshot(active, {("streamal.samples", 0): 200}, [], {}, "abc", {}))
-    path.rename(out / "old-active.ckpt")
-    (out / "tmp-active").rmdir()
+    save(active, "active", 200, {})
     expected["active"] = feed(active, _samples(200, 300))
 
     # With an audit slice: its audits are planned differently now (an audit plan instead
@@ -95,20 +98,12 @@ def main(folder: str) -> None:
         seed=7,
     )
     feed(audited, _samples(0, 200))
-    blob = Checkpointer(out / "tmp-audited", keep=1)
-    path = blob.save(Snapshot(audited, {("streamal.samples", 0): 200}, [], {}, "abc", {}))
-    path.rename(out / "old-audited.ckpt")
-    (out / "tmp-audited").rmdir()
+    save(audited, "audited", 200, {})
 
     window = WindowLearner(learner("margin", "random"), "coreset", window=7, seed=7)
     feed(window, _samples(0, 103))  # the open window holds 5 arrivals
     samples = [item[0] for item in window._buffer]
-    blob = Checkpointer(out / "tmp-window", keep=1)
-    path = blob.save(
-        Snapshot(window, {("streamal.samples", 0): 103}, [], {}, "abc", {"window": samples})
-    )
-    path.rename(out / "old-window.ckpt")
-    (out / "tmp-window").rmdir()
+    save(window, "window", 103, {"window": samples})
     expected["window"] = feed(window, _samples(103, 200))
 
     store = SQLitePendingStore(str(out / "old-pending.sqlite"), max_size=100)

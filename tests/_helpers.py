@@ -1,0 +1,116 @@
+"""Helpers shared by the test modules (``tests`` is on ``sys.path``: ``pythonpath`` in pyproject).
+
+``wait_until`` polls a check until it returns something true; ``ServeProcess`` is one
+``streamal serve`` subprocess (the ``serve_process`` fixture in ``conftest.py`` starts and
+stops them); ``labelling_serve_env`` is the service the labelling tests run.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Return the first true value of ``check()``, polled every ``interval`` seconds.
+
+    Raises ``AssertionError`` naming ``what`` when ``timeout`` seconds pass first.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def labelling_serve_env(broker: Any, topics: dict[str, str]) -> dict[str, str]:
+    """``serve`` settings of the labelling tests: logreg, every query asked, spam or ham.
+
+    ``broker`` is the ``kafka_broker`` fixture; ``topics`` maps ``TOPICS__SAMPLES`` (and
+    the other topic settings) to names.
+    """
+    return dict(
+        broker.env(
+            KAFKA__GROUP_ID=broker.unique("serve"),
+            LEARNER__MODEL="logreg",
+            LEARNER__BUDGET="full",
+            LEARNER__CLASSES='["spam", "ham"]',
+            CHECKPOINT__INTERVAL="0.2",
+            SERVICE__HTTP_HOST="127.0.0.1",
+            SERVICE__HEALTH_INTERVAL="0.5",
+            **topics,
+        )
+    )
+
+
+class ServeProcess:
+    """``streamal serve`` in a subprocess, its log in a file, its HTTP port read from it.
+
+    The log is ``serve-<hex>.log`` next to ``state``; the port must show in it within
+    ``startup`` seconds.
+    """
+
+    def __init__(self, env: dict[str, str], state: Path, startup: float = 30) -> None:
+        self.log = state.parent / f"serve-{uuid.uuid4().hex[:8]}.log"
+        code = "from streamal.cli.app import main; main()"
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", code, "serve", "--checkpoint-dir", str(state)]
+                + ["--http-port", "0"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        deadline = time.monotonic() + startup
+        while time.monotonic() < deadline:
+            found = re.search(r"on http://[0-9.]+:(\d+)", self.log.read_text())
+            if found:
+                self.port = int(found.group(1))
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        self.proc.kill()
+        raise AssertionError(f"serve did not start:\n{self.log.read_text()}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        pattern = re.escape(name + (f"{{{want}}}" if want else "")) + r" (\S+)"
+        found = re.search(r"^" + pattern + "$", self.get("/metrics")[1], re.M)
+        return float(found.group(1)) if found else 0.0
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise
