@@ -138,16 +138,9 @@ class BudgetManager(base.Base):  # type: ignore[misc]
             such as :class:`~streamal.budgets.wrappers.HardCap` uses it); the manager
             still sees the arrival and updates its state as when the budget is exhausted.
         """
-        return self._choose(score, ts, pending, allowed)
-
-    def _choose(self, score: float, ts: float | None, pending: int, allowed: bool) -> bool:
-        """The rule behind :meth:`decide` and :meth:`verdict`: count, guard, spend.
-
-        Sets ``last_allowed`` (and ``_wants`` may set ``last_probability``). ``decide``
-        returns it as is, without building a :class:`Verdict` (the cheaper path, one
-        call per arrival); a subclass that overrides :meth:`verdict` overrides
-        :meth:`decide` to go through it (as :class:`~streamal.budgets.wrappers.Wrapper`).
-        """
+        # The rule of verdict(), without building a Verdict (one call per arrival in
+        # loops that only need the choice); a subclass that overrides verdict overrides
+        # decide to go through it (as streamal.budgets.wrappers.Wrapper does).
         seen = self._seen = self._seen + 1
         allowed = self.last_allowed = allowed and self.budget_left()
         if self._wants(score, allowed, ts, pending) and allowed:
@@ -170,8 +163,14 @@ class BudgetManager(base.Base):  # type: ignore[misc]
         >>> FullBudget().verdict(0.3)
         Verdict(query=True, allowed=True, probability=1.0)
         """
-        query = self._choose(score, ts, pending, allowed)
-        return _verdict((query, self.last_allowed, self.last_probability))
+        # decide()'s rule (kept in step with it), returning the tuple the learner reads.
+        seen = self._seen = self._seen + 1
+        allowed = self.last_allowed = allowed and self.budget_left()
+        if self._wants(score, allowed, ts, pending) and allowed:
+            self._spent += 1
+            self._recent.append(seen)
+            return _verdict((True, True, self.last_probability))
+        return _verdict((False, allowed, self.last_probability))
 
     def spend_extra(self, ts: float | None = None, pending: int = 0) -> bool:
         """Spend one label on the arrival just decided, outside the manager's own rule.
