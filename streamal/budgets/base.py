@@ -138,7 +138,16 @@ class BudgetManager(base.Base):  # type: ignore[misc]
             such as :class:`~streamal.budgets.wrappers.HardCap` uses it); the manager
             still sees the arrival and updates its state as when the budget is exhausted.
         """
-        return self.verdict(score, ts, pending, allowed=allowed)[0]
+        # The rule of verdict(), without building a Verdict (one call per arrival in
+        # loops that only need the choice); a subclass that overrides verdict overrides
+        # decide to go through it (as streamal.budgets.wrappers.Wrapper does).
+        seen = self._seen = self._seen + 1
+        allowed = self.last_allowed = allowed and self.budget_left()
+        if self._wants(score, allowed, ts, pending) and allowed:
+            self._spent += 1
+            self._recent.append(seen)
+            return True
+        return False
 
     def verdict(
         self, score: float, ts: float | None = None, pending: int = 0, *, allowed: bool = True
@@ -154,6 +163,7 @@ class BudgetManager(base.Base):  # type: ignore[misc]
         >>> FullBudget().verdict(0.3)
         Verdict(query=True, allowed=True, probability=1.0)
         """
+        # decide()'s rule (kept in step with it), returning the tuple the learner reads.
         seen = self._seen = self._seen + 1
         allowed = self.last_allowed = allowed and self.budget_left()
         if self._wants(score, allowed, ts, pending) and allowed:

@@ -24,6 +24,22 @@ from streamal.budgets.quantile import quantile
 __all__ = ["ReserveQuantile"]
 
 
+def _at_least(value: float, floor: float) -> float:
+    """``max(value, floor)`` (``value`` on ties), without the builtin's call."""
+    return floor if floor > value else value
+
+
+def _clip01(value: float) -> float:
+    """``min(1.0, max(0.0, value))`` for a number that is not NaN, without the two calls.
+
+    >>> _clip01(-0.5), _clip01(0.25), _clip01(3.0)
+    (0.0, 0.25, 1.0)
+    """
+    if value > 0.0:
+        return value if value < 1.0 else 1.0
+    return 0.0
+
+
 class ReserveQuantile(BudgetManager):
     """Ask when the score ranks in the top share ``p`` of the last ``w`` scores, where
     ``p`` follows the labels saved so far.
@@ -129,7 +145,7 @@ class ReserveQuantile(BudgetManager):
         if self._spent < self._initial:
             recent, cap = self._recent, self._window_cap
             return len(recent) < cap or recent[-cap] <= self._seen - self.window
-        return super().budget_left()
+        return BudgetManager.budget_left(self)  # not super(): one lookup less per arrival
 
     @property
     def threshold(self) -> float | None:
@@ -147,16 +163,20 @@ class ReserveQuantile(BudgetManager):
         bisect.insort(ordered, score)
         if len(history) > self.w:
             del ordered[bisect.bisect_left(ordered, history.popleft())]
+        rate = self.rate
         if self.explore:
-            if self._rng.random() < self.explore * self.rate:
+            if self._rng.random() < self.explore * rate:
                 self._owed = True
             if self._owed and allowed:
                 self._owed = False
                 return True
-        saved = max(self.rate * self._seen, self._initial) - self._spent - self._forfeited
+        saved = _at_least(rate * self._seen, self._initial) - self._spent - self._forfeited
         if saved > self._cap:
             self._forfeited += saved - self._cap
             saved = self._cap
-        share = min(1.0, max(0.0, self.rate * saved / self._target))
-        self._theta = quantile(ordered, 1.0 - share) if share > 0.0 else 1.0
-        return share > 0.0 and score >= self._theta
+        share = _clip01(rate * saved / self._target)
+        if share > 0.0:
+            theta = self._theta = quantile(ordered, 1.0 - share)
+            return score >= theta
+        self._theta = 1.0
+        return False

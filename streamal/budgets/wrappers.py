@@ -67,6 +67,12 @@ class Wrapper(BudgetManager):
     #: left a label: chances to query that the cap took away.
     refused: int = 0
 
+    def decide(
+        self, score: float, ts: float | None = None, pending: int = 0, *, allowed: bool = True
+    ) -> bool:
+        # A wrapper's rule is its verdict (the gate, the inner manager, its own extras).
+        return self.verdict(score, ts, pending, allowed=allowed)[0]
+
     def verdict(
         self, score: float, ts: float | None = None, pending: int = 0, *, allowed: bool = True
     ) -> Verdict:

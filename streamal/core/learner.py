@@ -318,6 +318,13 @@ class ActiveLearner:
         self._class_keys = None if classes is None else {(type(c), c) for c in classes}
         #: Warm starts done, by the name they were given: name → labels learned.
         self.warm_starts: dict[str, int] = {}
+        #: (model, its label guard): :meth:`_model_guard`'s cache, not pickled.
+        self._guard: tuple[Any, Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_guard", None)
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Learners pickled before the audit slice existed have none.
@@ -340,6 +347,7 @@ class ActiveLearner:
         state.setdefault("_label_type", None)
         state.setdefault("_class_keys", None)
         state.setdefault("warm_starts", {})
+        state["_guard"] = None
         self.__dict__.update(state)
         for name in ("expired_queries", "warm_start", "warm_start_charged", "unsolicited"):
             if not hasattr(self.stats, name):
@@ -410,7 +418,7 @@ class ActiveLearner:
         if queried:
             self.add_pending(
                 PendingEntry(
-                    sample.id,
+                    sample_id,
                     x,
                     now,
                     _INF if expires_at is None else expires_at,
@@ -426,7 +434,7 @@ class ActiveLearner:
             reason = "score" if allowed else "budget"
         return _decision(
             (
-                sample.id,
+                sample_id,
                 proba,
                 prediction,
                 score,
@@ -624,13 +632,25 @@ class ActiveLearner:
                 "unknown_class",
                 f"label {y!r} is a {type(y).__name__}, the labels so far are {known.__name__}s",
             )
-        accepts = _label_guard(self.model)
+        guard = self._guard
+        accepts = guard[1] if guard is not None and guard[0] is self.model else self._model_guard()
         if accepts is not None and not accepts(y):
             raise MessageRejected(
                 "unknown_class",
                 f"label {y!r} is a new class the model cannot take (a third class for a "
                 "binary model); use a multi-class model such as 'ovr' or 'softmax'",
             )
+
+    def _model_guard(self) -> Any:
+        """:func:`_label_guard` of the current model, looked up once per model object.
+
+        Kept out of snapshots (see :meth:`__getstate__`): a bound method is no state.
+        """
+        model = self.model
+        cached = self._guard
+        if cached is None or cached[0] is not model:
+            cached = self._guard = (model, _label_guard(model))
+        return cached[1]
 
     def _fold_applied(self) -> None:
         """Bring the closed-id memory and the evaluation up to date with the applied log."""

@@ -54,6 +54,29 @@ class LeastConfidence(Strategy):
         return max(0.0, (1.0 - max(p)) * c / (c - 1))
 
 
+def _binary_gap(proba: dict[Any, float]) -> float | None:
+    """``|p(a) − p(b)|`` of a two-class posterior with both values finite and positive.
+
+    The same floats as :func:`~streamal.strategies.base.normalize` and a scan for the
+    two largest give, without the lists (binary streams are the common case); ``None``
+    when a value is zero, negative or not finite (the general path handles those).
+
+    Examples
+    --------
+    >>> _binary_gap({"a": 0.75, "b": 0.25}), _binary_gap({"a": 2.0, "b": 6.0})
+    (0.5, 0.5)
+    >>> _binary_gap({"a": 1.0, "b": 0.0}) is None
+    True
+    """
+    a, b = proba.values()
+    if not (0.0 < a < _INF and 0.0 < b < _INF):
+        return None
+    total = a + b
+    if total != 1.0:
+        a, b = a / total, b / total
+    return a - b if a >= b else b - a
+
+
 class Margin(Strategy):
     """One minus the gap between the two most probable classes ("breaking ties").
 
@@ -67,6 +90,10 @@ class Margin(Strategy):
     """
 
     def score(self, x: dict[str, Any], proba: dict[Any, float], model: Any = None) -> float:
+        if len(proba) == 2:
+            gap = _binary_gap(proba)
+            if gap is not None:
+                return 1.0 - gap
         p = normalize(proba)
         if len(p) < 2:
             return 0.0 if p else 1.0
