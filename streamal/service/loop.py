@@ -299,9 +299,7 @@ class Service:
             try:
                 self.sink.close(self.policy.flush_timeout if self.watch.reachable else 0.0)
             finally:
-                release = getattr(self.checkpointer, "close", None)
-                if release is not None:  # the directory's lock
-                    release()
+                self.checkpointer.close()  # the directory's lock
 
     def __enter__(self) -> Service:
         return self
