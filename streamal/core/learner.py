@@ -718,6 +718,53 @@ class ActiveLearner:
         """Apply ``label``; ``True`` if the model learned from it (see :meth:`apply`)."""
         return self.apply(label) is LabelOutcome.APPLIED
 
+    def settle(self, sample_id: str, y: Any) -> bool:
+        """Close the query for ``sample_id`` as answered by ``y``, without learning it.
+
+        Scale-out (group) mode: another learner holds the model and learns the label;
+        this one decided the query and keeps its budget. The pending entry goes, the
+        budget manager hears whether its prediction was right, and the label counts as
+        applied. ``False`` (and nothing changes) when no query for ``sample_id`` waits.
+
+        Examples
+        --------
+        >>> from streamal import ActiveLearner, Sample, budgets, models, strategies
+        >>> decider = ActiveLearner(
+        ...     models.build_model("logreg"), strategies.Entropy(), budgets.FullBudget()
+        ... )
+        >>> _ = decider.process(Sample(id="a", x={"f": 1.0}))
+        >>> decider.settle("a", True), decider.settle("a", True), decider.model_version
+        (True, False, 0)
+        >>> len(decider.pending), decider.stats.applied
+        (0, 1)
+        """
+        entry = self.pending.pop(sample_id)
+        if entry is None:
+            return False
+        self.budget.on_label(entry.prediction == y)
+        self.stats.applied += 1
+        return True
+
+    def outcome_of(self, sample_id: str) -> LabelOutcome | None:
+        """How the query for ``sample_id`` closed, if it did and is still remembered.
+
+        ``None`` for an id pending, never queried, or forgotten (see ``remember``).
+
+        Examples
+        --------
+        >>> from streamal import ActiveLearner, Label, Sample, budgets, models, strategies
+        >>> learner = ActiveLearner(
+        ...     models.build_model("logreg"), strategies.Entropy(), budgets.FullBudget()
+        ... )
+        >>> _ = learner.process(Sample(id="a", x={"f": 1.0}))
+        >>> learner.outcome_of("a"), learner.apply(Label(sample_id="a", y=True)).value
+        (None, 'applied')
+        >>> learner.outcome_of("a").value, learner.outcome_of("b")
+        ('applied', None)
+        """
+        self._fold_applied()
+        return self._closed.get(sample_id)
+
     def warm_start(
         self,
         labelled: Iterable[Sample | tuple[dict[str, Any], Any]],

@@ -60,6 +60,7 @@ from streamal.messages import MAX_QUERY_META_BYTES
 
 __all__ = [
     "CheckpointSettings",
+    "GroupSettings",
     "KafkaSettings",
     "LabellingSettings",
     "LearnerSettings",
@@ -308,6 +309,33 @@ class LabellingSettings(_Section):
     max_labels: int = Field(default=1000, ge=1, description="most labels in one POST")
 
 
+class GroupSettings(_Section):
+    """Scale-out (group) mode: several instances share the samples partitions.
+
+    Off by default (one instance serves the whole stream). When on, every instance of
+    one ``kafka.group_id`` decides for the samples partitions it owns, with a budget
+    manager per partition whose state moves through ``state_topic``; every instance
+    reads all queries and labels and learns every label (docs/service.md, "Group mode").
+    """
+
+    enabled: bool = Field(
+        default=False, description="scale-out mode: instances share the samples partitions"
+    )
+    instance_id: str | None = Field(
+        default=None, description="this instance's name in logs and metrics (the hostname)"
+    )
+    state_topic: str = Field(
+        default="streamal.state",
+        description="compacted topic of each samples partition's budget state, keyed by partition",
+    )
+    catch_up_timeout: float = Field(
+        default=60.0,
+        ge=0.0,
+        description="seconds a (re)started instance may spend reading the queries and "
+        "labels it missed before it decides",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of ``streamal serve`` (frozen once loaded)."""
 
@@ -322,6 +350,7 @@ class Settings(BaseSettings):
     service: RuntimeSettings = RuntimeSettings()
     limits: LimitSettings = LimitSettings()
     labelling: LabellingSettings = LabellingSettings()
+    group: GroupSettings = GroupSettings()
 
     @classmethod
     def settings_customise_sources(

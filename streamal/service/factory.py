@@ -219,6 +219,8 @@ def build_service(
         settings.service.broker_timeout,
     )
     metrics.build.info({"version": __version__, "config_hash": digest})
+    if settings.group.enabled:
+        return _group_service(settings, registry, learner, source, sink, checkpointer, metrics)
     service = Service(
         learner,
         source,
@@ -233,6 +235,93 @@ def build_service(
     )
     service.handler.policy = label_policy(settings)
     metrics.track_lag(source, lambda: service.offsets.positions)
+    return service
+
+
+def _group_service(
+    settings: Settings,
+    registry: CollectorRegistry,
+    learner: Learner,
+    source: Source,
+    sink: Sink,
+    checkpointer: Checkpointer,
+    metrics: Metrics,
+) -> Service:
+    """The instance of a scale-out group (``group.enabled``): see :mod:`streamal.service.group`."""
+    from dataclasses import replace
+
+    from streamal.core.spec import build_active_learner
+    from streamal.service.group import GroupService, default_instance_id
+    from streamal.transports.kafka import KafkaReader
+
+    group = settings.group
+    if settings.learner.window_selector is not None or settings.learner.pending != "memory":
+        from streamal.exceptions import ConfigError
+
+        raise ConfigError(
+            "group mode (group.enabled) needs learner.window_selector unset and "
+            "learner.pending=memory"
+        )
+    instance = group.instance_id or default_instance_id()
+    spec = settings.learner.to_spec()
+    kafka = settings.kafka
+    client = {**kafka_client_options(kafka), "client_id": f"{kafka.client_id}-{instance}"}
+    reading = {
+        "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
+        "bootstrap_timeout_ms": int(settings.service.broker_timeout * 1000),
+        "metadata_max_age_ms": 10_000,
+    }
+    readers: list[Any] = []
+    try:
+        readers.append(KafkaReader(client, reading))
+        readers.append(KafkaReader(client, reading))
+    except BaseException:
+        for made in readers:
+            made.close()
+        source.close()
+        sink.close(0.0)
+        checkpointer.close()
+        raise
+    key = settings.checkpoint.key
+    digest = config_hash(settings)
+    metrics.build.info({"version": __version__, "config_hash": digest, "instance": instance})
+    warm = warm_start_hook(
+        settings.learner.warm_start,
+        settings.learner.warm_start_topic,
+        kafka_client_options(kafka),
+        settings.learner.warm_start_first,
+        settings.learner.warm_start_charge,
+        settings.service.broker_timeout,
+    )
+
+    def new_decider(partition: int) -> Learner:
+        # Each partition's budget manager (and audit draws) is seeded from the partition.
+        return build_active_learner(replace(spec, seed=spec.seed + partition))
+
+    service = GroupService(
+        learner,
+        source,
+        sink,
+        checkpointer,
+        topics(settings),
+        loop_policy(settings),
+        metrics,
+        digest,
+        limits=limits(settings),
+        warm_start=warm,
+        reader=readers[0],
+        state_reader=readers[1],
+        new_decider=new_decider,
+        state_topic=group.state_topic,
+        instance_id=instance,
+        catch_up_timeout=group.catch_up_timeout,
+        key=None if key is None else key.get_secret_value().encode(),
+    )
+    service.handler.policy = label_policy(settings)
+    metrics.track_lag(
+        source,
+        lambda: {(service.topics.samples, p): pos for p, pos in service.samples_positions.items()},
+    )
     return service
 
 

@@ -5,14 +5,23 @@
 the memory transports work without kafka-python).
 """
 
-from streamal.transports.base import Envelope, RebalanceListener, Sink, Source, TopicPartition
-from streamal.transports.memory import MemoryBroker, MemorySink, MemorySource
+from streamal.transports.base import (
+    Envelope,
+    Reader,
+    RebalanceListener,
+    Sink,
+    Source,
+    TopicPartition,
+)
+from streamal.transports.memory import MemoryBroker, MemoryReader, MemorySink, MemorySource
 
 __all__ = [
     "Envelope",
     "MemoryBroker",
+    "MemoryReader",
     "MemorySink",
     "MemorySource",
+    "Reader",
     "RebalanceListener",
     "Sink",
     "Source",

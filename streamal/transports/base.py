@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
-__all__ = ["Envelope", "Header", "RebalanceListener", "Sink", "Source", "TopicPartition"]
+__all__ = [
+    "Envelope",
+    "Header",
+    "Reader",
+    "RebalanceListener",
+    "Sink",
+    "Source",
+    "TopicPartition",
+]
 
 #: A topic name and a partition number.
 TopicPartition = tuple[str, int]
@@ -117,6 +125,42 @@ class Source(Protocol):
 
     def close(self) -> None:
         """Leave the group and release resources (commits nothing)."""
+        ...
+
+
+class Reader(Protocol):
+    """Reads whole topics outside any consumer group, at positions the caller keeps.
+
+    Scale-out (group) mode reads every partition of the queries and labels topics on
+    every instance (learning is replicated), and the state topic on each assignment.
+    """
+
+    def assign(self, topics: Sequence[str]) -> list[TopicPartition]:
+        """Read every partition of ``topics`` that exists; return them all.
+
+        Partitions already assigned keep their positions; new ones start at their
+        beginning. Call again to pick up topics created (or grown) since.
+        """
+        ...
+
+    def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Continue assigned partitions from the given offsets."""
+        ...
+
+    def poll(self, max_records: int, timeout: float) -> list[Envelope]:
+        """Up to ``max_records`` messages, waiting at most ``timeout`` seconds for some."""
+        ...
+
+    def position(self, tp: TopicPartition) -> int:
+        """The next offset this reader will return for ``tp``."""
+        ...
+
+    def end_offsets(self) -> dict[TopicPartition, int]:
+        """The end (next offset to be written) of every assigned partition, now."""
+        ...
+
+    def close(self) -> None:
+        """Release resources."""
         ...
 
 

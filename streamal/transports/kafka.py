@@ -35,7 +35,10 @@ from streamal.exceptions import TransportError
 from streamal.redact import redact
 from streamal.transports.base import Envelope, Header, RebalanceListener, TopicPartition
 
+_new_tuple = tuple.__new__
+
 __all__ = [
+    "KafkaReader",
     "KafkaSink",
     "KafkaSource",
     "connect_any",
@@ -291,6 +294,102 @@ class KafkaSource:
 
     def close(self) -> None:
         with map_kafka_errors("consumer close failed"):
+            self._consumer.close(autocommit=False)
+
+
+def _envelopes(batches: Mapping[Any, Any]) -> list[Envelope]:
+    """Envelopes of a kafka-python poll result, partition by partition."""
+    return [
+        _new_tuple(
+            Envelope,
+            (
+                r.topic,
+                r.partition,
+                r.offset,
+                r.key,
+                r.value,
+                tuple([(k, v or b"") for k, v in r.headers]) if r.headers else (),
+                r.timestamp,
+            ),
+        )
+        for records in batches.values()
+        for r in records
+    ]
+
+
+class KafkaReader:
+    """Reads every partition of some topics, with no consumer group (manual assignment).
+
+    Scale-out (group) mode reads the queries and labels topics whole on every instance,
+    and the partition state topic on each assignment; the positions are the caller's
+    (kept in its own snapshot), nothing is committed.
+
+    Parameters
+    ----------
+    client
+        kafka-python settings shared with the producer (``bootstrap_servers``, security).
+    options
+        Further ``KafkaConsumer`` settings (fetch sizes, ``bootstrap_timeout_ms``...).
+    """
+
+    def __init__(self, client: Mapping[str, Any], options: Mapping[str, Any] | None = None) -> None:
+        self.client = dict(client)
+        settings = {"auto_offset_reset": "earliest", **dict(options or {})}
+        servers = self.client.get("bootstrap_servers", "localhost:9092")
+        wait_for_broker(servers, settings.get("bootstrap_timeout_ms", 30_000) / 1000)
+        with map_kafka_errors(f"cannot start a reader for {servers}"):
+            self._consumer = KafkaConsumer(
+                **self.client, group_id=None, enable_auto_commit=False, **settings
+            )
+        self._flowing = False
+
+    def assign(self, topics: Sequence[str]) -> list[TopicPartition]:
+        consumer = self._consumer
+        with map_kafka_errors("cannot read the topics' partitions"):
+            parts = [
+                KafkaTopicPartition(topic, p)
+                for topic in topics
+                for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            if set(parts) != consumer.assignment():
+                consumer.assign(parts)
+        return [(tp.topic, tp.partition) for tp in parts]
+
+    def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
+        assigned = self._consumer.assignment()
+        with map_kafka_errors("seek failed"):
+            for tp, offset in offsets.items():
+                if _tp(tp) in assigned:
+                    self._consumer.seek(_tp(tp), offset)
+
+    def poll(self, max_records: int, timeout: float) -> list[Envelope]:
+        with map_kafka_errors("poll failed"):
+            batches = self._consumer.poll(
+                timeout_ms=int(timeout * 1000), max_records=max(1, max_records)
+            )
+        return _envelopes(batches)
+
+    def position(self, tp: TopicPartition) -> int:
+        with map_kafka_errors("cannot read a position"):
+            return int(self._consumer.position(_tp(tp)))
+
+    def end_offsets(self) -> dict[TopicPartition, int]:
+        """End offsets as the broker lists them, and never below the last fetch's
+        high watermark (tansu lists the last *batch*'s base offset + 1)."""
+        consumer = self._consumer
+        parts = list(consumer.assignment())
+        if not parts:
+            return {}
+        with map_kafka_errors("cannot list the end offsets"):
+            listed = consumer.end_offsets(parts)
+        out = {}
+        for tp in parts:
+            high = consumer.highwater(tp)
+            out[(tp.topic, tp.partition)] = max(int(listed.get(tp, 0)), int(high or 0))
+        return out
+
+    def close(self) -> None:
+        with map_kafka_errors("reader close failed"):
             self._consumer.close(autocommit=False)
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from streamal.exceptions import TransportError
 from streamal.transports.base import Envelope, Header, RebalanceListener, TopicPartition
 
-__all__ = ["MemoryBroker", "MemorySink", "MemorySource"]
+__all__ = ["MemoryBroker", "MemoryReader", "MemorySink", "MemorySource"]
 
 
 @dataclass
@@ -54,6 +54,8 @@ class MemoryBroker:
     def __init__(self) -> None:
         self.topics: dict[str, _Topic] = {}
         self.committed: dict[str, dict[TopicPartition, int]] = {}
+        #: Members of each group that share its partitions (``MemorySource(share=True)``).
+        self.members: dict[str, list[MemorySource]] = {}
         self.down = False
         self.drop_sends = False
         self._seq = itertools.count()
@@ -108,25 +110,46 @@ class MemorySource:
     ``interleave_seed`` set, each poll takes whole runs of messages partition by
     partition in a seeded random order, as a Kafka fetch may: the order within a
     partition is kept, the order across partitions and topics is not.
+
+    With ``share=True`` the sources of one group on one broker share its partitions
+    as a consumer group does: member ``i`` of ``n`` (in joining order) gets the
+    partitions ``p`` with ``p % n == i``; a member joining (subscribe) or leaving
+    (close) makes every member's next poll revoke and re-assign.
     """
 
     def __init__(
-        self, broker: MemoryBroker, group: str = "streamal", interleave_seed: int | None = None
+        self,
+        broker: MemoryBroker,
+        group: str = "streamal",
+        interleave_seed: int | None = None,
+        share: bool = False,
     ) -> None:
         self.broker = broker
         self.group = group
+        self.share = share
         self.interleave_seed = interleave_seed
         self._rng = None if interleave_seed is None else random.Random(interleave_seed)
         self._topics: list[str] = []
         self._listener: RebalanceListener | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._assign_due = False
+        self._rejoin_due = False
         self.closed = False
 
     def subscribe(self, topics: Sequence[str], listener: RebalanceListener | None) -> None:
         self._topics = list(topics)
         self._listener = listener
         self._assign_due = True
+        if self.share:
+            members = self.broker.members.setdefault(self.group, [])
+            if self not in members:
+                members.append(self)
+            self._rebalance_group()
+
+    def _rebalance_group(self) -> None:
+        for member in self.broker.members.get(self.group, []):
+            if member is not self:
+                member._rejoin_due = True  # revoked and re-assigned inside its next poll
 
     def rebalance(self) -> None:
         """Make the next poll revoke every partition and assign them again."""
@@ -138,11 +161,14 @@ class MemorySource:
     def _assign(self) -> None:
         broker = self.broker
         committed = broker.committed.get(self.group, {})
+        members = broker.members.get(self.group, []) if self.share else [self]
+        index, count = members.index(self), len(members)
         for topic in self._topics:
             if topic not in broker.topics:
                 broker.create_topic(topic)
             for p in range(len(broker.topics[topic].partitions)):
-                self._positions[(topic, p)] = committed.get((topic, p), 0)
+                if p % count == index:
+                    self._positions[(topic, p)] = committed.get((topic, p), 0)
         self._assign_due = False
         if self._listener is not None:
             self._listener.on_assigned(sorted(self._positions))
@@ -150,6 +176,9 @@ class MemorySource:
     def poll(self, max_records: int, timeout: float) -> list[Envelope]:
         if self.broker.down:
             return []
+        if self._rejoin_due:
+            self._rejoin_due = False
+            self.rebalance()
         if self._assign_due:
             self._assign()
         runs = [
@@ -192,6 +221,73 @@ class MemorySource:
     def close(self) -> None:
         self.closed = True
         self._positions.clear()
+        members = self.broker.members.get(self.group, [])
+        if self in members:
+            members.remove(self)
+            self._rebalance_group()
+
+
+class MemoryReader:
+    """Reads every partition of some topics of a :class:`MemoryBroker`, with no group.
+
+    Examples
+    --------
+    >>> broker = MemoryBroker(); broker.create_topic("q", partitions=2)
+    >>> _ = broker.produce("q", b"a", partition=1)
+    >>> reader = MemoryReader(broker)
+    >>> reader.assign(["q", "missing"]), [e.value for e in reader.poll(10, 0.0)]
+    ([('q', 0), ('q', 1)], [b'a'])
+    >>> reader.end_offsets(), reader.position(("q", 1))
+    ({('q', 0): 0, ('q', 1): 1}, 1)
+    """
+
+    def __init__(self, broker: MemoryBroker) -> None:
+        self.broker = broker
+        self._positions: dict[TopicPartition, int] = {}
+        self.closed = False
+
+    def assign(self, topics: Sequence[str]) -> list[TopicPartition]:
+        parts = [
+            (topic, p)
+            for topic in topics
+            if topic in self.broker.topics
+            for p in range(len(self.broker.topics[topic].partitions))
+        ]
+        self._positions = {tp: self._positions.get(tp, 0) for tp in parts}
+        return parts
+
+    def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
+        for tp, offset in offsets.items():
+            if tp in self._positions:
+                self._positions[tp] = offset
+
+    def poll(self, max_records: int, timeout: float) -> list[Envelope]:
+        if self.broker.down:
+            return []
+        topics = self.broker.topics
+        heads = sorted(
+            (
+                e
+                for (topic, p), pos in self._positions.items()
+                for e in topics[topic].partitions[p][pos : pos + max_records]
+            ),
+            key=lambda e: e[0],
+        )
+        out = [env for _, env in heads[:max_records]]
+        for env in out:
+            self._positions[env.tp] = env.offset + 1
+        return out
+
+    def position(self, tp: TopicPartition) -> int:
+        return self._positions[tp]
+
+    def end_offsets(self) -> dict[TopicPartition, int]:
+        self.broker._check()
+        topics = self.broker.topics
+        return {(t, p): len(topics[t].partitions[p]) for t, p in self._positions}
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class MemorySink:
