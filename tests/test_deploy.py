@@ -98,9 +98,11 @@ def test_prometheus_scrapes_the_service_port_and_grafana_reads_prometheus(
 ) -> None:
     prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in prom["scrape_configs"]}
-    targets = jobs["streamal"]["static_configs"][0]["targets"]
+    # Every replica of the Compose service, found through Docker's DNS (one or N).
+    (dns,) = jobs["streamal"]["dns_sd_configs"]
     port = _env(compose["services"]["streamal"])["STREAMAL_SERVICE__HTTP_PORT"]
-    assert targets == [f"streamal:{port}"]
+    assert dns["names"] == ["streamal"] and dns["type"] == "A"
+    assert str(dns["port"]) == port
     assert f"EXPOSE {port}" in (DEPLOY / "Dockerfile").read_text()
     mounts = compose["services"]["prometheus"]["volumes"]
     assert any(m.startswith("./prometheus/prometheus.yml:") for m in mounts)

@@ -44,7 +44,18 @@ def referenced_metrics() -> set[str]:
             exprs += [t["expr"] for t in panel.get("targets", [])]
     rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
     exprs += [r["expr"] for g in rules["groups"] for r in g["rules"]]
-    return {name for e in exprs for name in re.findall(r"\bstreamal_[a-z0-9_]+", e)}
+    names = {name for e in exprs for name in re.findall(r"\bstreamal_[a-z0-9_]+", e)}
+    # Group mode's own metrics (the group dashboard) exist only in group mode: checked
+    # against its registry by tests/test_deploy_scale.py.
+    from streamal.service.group import GroupMetrics
+    from streamal.service.metrics import Metrics
+
+    group = CollectorRegistry()
+    GroupMetrics(Metrics(group))
+    plain = CollectorRegistry()
+    Metrics(plain)
+    only = {f.name for f in group.collect()} - {f.name for f in plain.collect()}
+    return {n for n in names if n.removesuffix("_total") not in only}
 
 
 def parse(text: str) -> Scrape:
