@@ -133,3 +133,21 @@ def test_throughput_service_quick(tmp_path: Path) -> None:
             assert lat["samples"] == 200
             assert 0 <= lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
     assert service["checkpoint"]["checkpoints"] >= 1  # at least the final one
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_scale_quick_two_instances_share_the_partitions(tmp_path: Path) -> None:
+    import scale
+
+    out = tmp_path / "scale.json"
+    argv = ["--quick", "--instances", "2", "--partitions", "2", "--json", str(out)]
+    assert scale.main(argv) == 0
+    result = json.loads(out.read_text())
+    (run,) = result["runs"]
+    assert run["instances"] == 2 and run["assigned_at_end"] == [1, 1]
+    assert 0 < run["queried"] < run["decided"] and run["oracle_answered"] > 0
+    assert all(v > 0 for v in run["model_version_at_end"])
+    costs = result["model_costs"]
+    assert costs["decisions"] == 300 and costs["decision_us"] > 0 and costs["label_us"] > 0
+    assert result["bound_limit_per_s"] >= result["bound_per_s"]["16"]
