@@ -110,7 +110,10 @@ def test_compose_scale_runs_replicas_in_group_mode(
     assert str(settings.checkpoint.dir) == "/var/lib/streamal"
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert re.search(r'^VOLUME \["/var/lib/streamal"\]', dockerfile, re.M)
-    assert streamal["stop_grace_period"] in {"60s", "90s", "120s"}
+    # The final checkpoint writes every owned partition's state too: more than the 30 s
+    # of the single-instance stack.
+    grace = re.fullmatch(r"(\d+)s", streamal["stop_grace_period"])
+    assert grace is not None and int(grace.group(1)) >= 60
 
 
 def test_compose_scale_creates_enough_partitions_and_a_compacted_state_topic(
