@@ -310,6 +310,9 @@ class GroupService(Service):
             return False, "catching up on queries and labels"
         return super().readiness()
 
+    def _samples_assigned(self) -> bool:
+        return bool(self.handlers)
+
     def _observe(self) -> None:
         view = _GroupView(self.replica, list(self.deciders.values()))
         self.metrics.observe_learner(cast(Learner, view))
@@ -350,6 +353,7 @@ class GroupService(Service):
         seconds = self.clock() - started
         self.caught_up = True
         self.group_metrics.catch_up.set(seconds)
+        self._observe()
         log.info(
             "instance %s caught up in %.1f s: model version %d, %d open queries",
             self.instance_id,
@@ -614,7 +618,10 @@ class GroupService(Service):
         self._assigned.difference_update(partitions)
         try:
             if not self._failed:
-                self.checkpoint()
+                # The commit does not wait: kafka-python 3 runs this callback on the
+                # consumer's I/O thread, where a blocking commit raises; the next owner
+                # starts from the state record (flushed here) anyway.
+                self.checkpoint(wait_commit=False)
         except BaseException as err:  # the client swallows callback errors
             self._callback_error = err
         samples = self.topics.samples
