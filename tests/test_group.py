@@ -19,7 +19,7 @@ from streamal.core.checkpoint import Checkpointer
 from streamal.core.learner import ActiveLearner
 from streamal.core.partition import PartitionState, decode_state, encode_state
 from streamal.core.spec import LearnerSpec, WindowSpec, build_active_learner, build_learner
-from streamal.exceptions import CheckpointError, ConfigError
+from streamal.exceptions import CheckpointError, ConfigError, TransportError
 from streamal.messages import Label, Sample, encode
 from streamal.offline.streams import open_source
 from streamal.service.group import GroupService
@@ -285,3 +285,12 @@ def test_window_mode_is_refused(tmp_path: Path) -> None:
             state_reader=MemoryReader(broker),
             new_decider=lambda p: build_learner(_spec()),
         )
+
+
+def test_a_missing_state_topic_stops_the_member(tmp_path: Path) -> None:
+    broker = _broker()
+    del broker.topics["streamal.state"]
+    member = _member(broker, tmp_path, "a")
+    broker.produce(TOPICS.samples, encode(Sample(id="s", x={"a": 1.0})), b"s")
+    with pytest.raises(TransportError, match="does not exist: create it"):
+        member.run(timeout=0.0)

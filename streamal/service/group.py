@@ -697,13 +697,12 @@ class GroupService(Service):
         """Read the state topic up to its end (bounded by ``catch_up_timeout``)."""
         reader = self.state_reader
         if not self._state_assigned:
-            parts = reader.assign([self.state_topic])
-            if not parts:
-                log.warning(
-                    "state topic %s not found: create it (compacted; `streamal topics create`)",
-                    self.state_topic,
+            if not reader.assign([self.state_topic]):
+                raise TransportError(
+                    f"the state topic {self.state_topic} (group.state_topic) does not exist: "
+                    "create it (one partition, cleanup.policy=compact, the replication of "
+                    "your other topics) before starting instances in group mode"
                 )
-                return
             self._state_assigned = True
         started = self.clock()
         ends = reader.end_offsets()
