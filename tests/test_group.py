@@ -294,3 +294,15 @@ def test_a_missing_state_topic_stops_the_member(tmp_path: Path) -> None:
     broker.produce(TOPICS.samples, encode(Sample(id="s", x={"a": 1.0})), b"s")
     with pytest.raises(TransportError, match="does not exist: create it"):
         member.run(timeout=0.0)
+
+
+def test_a_planted_state_record_cannot_run_code() -> None:
+    import os
+
+    planted = encode_state(PartitionState(0, 0, {"budget": os.getcwd}))
+    with pytest.raises(CheckpointError, match="not on the allow-list"):
+        decode_state(planted)
+    tampered = bytearray(encode_state(PartitionState(0, 0, {}), key=b"k"))
+    tampered[-3] ^= 1
+    with pytest.raises(CheckpointError, match="bad signature"):
+        decode_state(bytes(tampered), key=b"k")
