@@ -306,3 +306,14 @@ def test_a_planted_state_record_cannot_run_code() -> None:
     tampered[-3] ^= 1
     with pytest.raises(CheckpointError, match="bad signature"):
         decode_state(bytes(tampered), key=b"k")
+
+
+def test_ready_once_caught_up_even_without_a_partition(tmp_path: Path) -> None:
+    broker = _broker()
+    member = _member(broker, tmp_path, "a")
+    assert member.readiness() == (False, "restoring the snapshot")
+    member.restore()
+    assert member.readiness() == (False, "catching up on queries and labels")
+    member.catch_up()
+    assert member.readiness() == (True, "ok")  # no partition assigned yet: a standby
+    assert not member.deciders

@@ -305,10 +305,22 @@ class GroupService(Service):
         return {p: cast(ActiveLearner, h.learner) for p, h in self.handlers.items()}
 
     def readiness(self) -> tuple[bool, str]:
-        """Not ready until the start-up catch-up is done, then as a single instance."""
-        if self.restored and not self.caught_up:
+        """Ready once restored and caught up, while the broker answers and the loop runs.
+
+        Unlike a single instance, an instance without a samples partition is ready: a
+        standby (more instances than partitions) or one waiting for a rebalance still
+        learns every label, and a rolling update must not wait for the group to give it
+        partitions.
+        """
+        if not self.restored:
+            return False, "restoring the snapshot"
+        if not self.caught_up:
             return False, "catching up on queries and labels"
-        return super().readiness()
+        if not self.watch.reachable:
+            return False, "broker unreachable"
+        if self._failed:
+            return False, "the loop failed"
+        return True, "ok"
 
     def _samples_assigned(self) -> bool:
         return bool(self.handlers)
