@@ -147,6 +147,11 @@ def serve_command(
     /readyz, plus the labelling page /label and POST /labels (labelling.enabled; a
     bearer token with labelling.token). Settings: defaults < --config TOML <
     STREAMAL_* env < flags.
+
+    Scale-out: with --set group.enabled=true, N instances of one kafka.group_id share
+    the samples partitions (a budget per partition, its state on group.state_topic)
+    and each learns every label; also group.instance_id (default: the hostname) and
+    group.catch_up_timeout. See docs/service.md, "Group mode".
     """
     from prometheus_client import CollectorRegistry
 

@@ -305,10 +305,25 @@ class GroupService(Service):
         return {p: cast(ActiveLearner, h.learner) for p, h in self.handlers.items()}
 
     def readiness(self) -> tuple[bool, str]:
-        """Not ready until the start-up catch-up is done, then as a single instance."""
-        if self.restored and not self.caught_up:
+        """Ready once restored and caught up, while the broker answers and the loop runs.
+
+        Unlike a single instance, an instance without a samples partition is ready: a
+        standby (more instances than partitions) or one waiting for a rebalance still
+        learns every label, and a rolling update must not wait for the group to give it
+        partitions.
+        """
+        if not self.restored:
+            return False, "restoring the snapshot"
+        if not self.caught_up:
             return False, "catching up on queries and labels"
-        return super().readiness()
+        if not self.watch.reachable:
+            return False, "broker unreachable"
+        if self._failed:
+            return False, "the loop failed"
+        return True, "ok"
+
+    def _samples_assigned(self) -> bool:
+        return bool(self.handlers)
 
     def _observe(self) -> None:
         view = _GroupView(self.replica, list(self.deciders.values()))
@@ -350,6 +365,7 @@ class GroupService(Service):
         seconds = self.clock() - started
         self.caught_up = True
         self.group_metrics.catch_up.set(seconds)
+        self._observe()
         log.info(
             "instance %s caught up in %.1f s: model version %d, %d open queries",
             self.instance_id,
@@ -614,7 +630,10 @@ class GroupService(Service):
         self._assigned.difference_update(partitions)
         try:
             if not self._failed:
-                self.checkpoint()
+                # The commit does not wait: kafka-python 3 runs this callback on the
+                # consumer's I/O thread, where a blocking commit raises; the next owner
+                # starts from the state record (flushed here) anyway.
+                self.checkpoint(wait_commit=False)
         except BaseException as err:  # the client swallows callback errors
             self._callback_error = err
         samples = self.topics.samples
@@ -690,13 +709,12 @@ class GroupService(Service):
         """Read the state topic up to its end (bounded by ``catch_up_timeout``)."""
         reader = self.state_reader
         if not self._state_assigned:
-            parts = reader.assign([self.state_topic])
-            if not parts:
-                log.warning(
-                    "state topic %s not found: create it (compacted; `streamal topics create`)",
-                    self.state_topic,
+            if not reader.assign([self.state_topic]):
+                raise TransportError(
+                    f"the state topic {self.state_topic} (group.state_topic) does not exist: "
+                    "create it (one partition, cleanup.policy=compact, the replication of "
+                    "your other topics) before starting instances in group mode"
                 )
-                return
             self._state_assigned = True
         started = self.clock()
         ends = reader.end_offsets()

@@ -1,0 +1,319 @@
+"""Group mode with the in-memory transports: decisions, replicated learning, moving state.
+
+Several :class:`~streamal.service.group.GroupService` instances share one
+:class:`~streamal.transports.MemoryBroker` (``MemorySource(share=True)`` splits the
+samples partitions among them as a consumer group does). The Kafka version of these
+promises runs in ``test_integration_group.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamal.core.checkpoint import Checkpointer
+from streamal.core.learner import ActiveLearner
+from streamal.core.partition import PartitionState, decode_state, encode_state
+from streamal.core.spec import LearnerSpec, WindowSpec, build_active_learner, build_learner
+from streamal.exceptions import CheckpointError, ConfigError, TransportError
+from streamal.messages import Label, Sample, encode
+from streamal.offline.streams import open_source
+from streamal.service.group import GroupService
+from streamal.service.loop import LoopPolicy, Service, Topics
+from streamal.transports import MemoryBroker, MemoryReader, MemorySink, MemorySource
+
+RATE = 0.1
+PARTITIONS = 6
+TOPICS = Topics(predictions="streamal.predictions")
+POLICY = LoopPolicy(tune_gc=False)
+
+
+def _spec(seed: int = 7) -> LearnerSpec:
+    return LearnerSpec("logreg", "margin", "reserve_quantile", RATE, seed=seed)
+
+
+def _broker() -> MemoryBroker:
+    broker = MemoryBroker()
+    broker.create_topic(TOPICS.samples, partitions=PARTITIONS)
+    for name in (TOPICS.queries, TOPICS.labels):
+        broker.create_topic(name, partitions=2)
+    broker.create_topic("streamal.state")
+    return broker
+
+
+def _member(
+    broker: MemoryBroker, folder: Path, name: str, key: bytes | None = None
+) -> GroupService:
+    spec = _spec()
+
+    def decider(p: int) -> ActiveLearner:
+        return build_active_learner(
+            LearnerSpec("logreg", "margin", "reserve_quantile", RATE, seed=7 + p)
+        )
+
+    return GroupService(
+        build_learner(spec),
+        MemorySource(broker, share=True),
+        MemorySink(broker),
+        Checkpointer(folder / name),
+        TOPICS,
+        POLICY,
+        config_hash="h",
+        reader=MemoryReader(broker),
+        state_reader=MemoryReader(broker),
+        new_decider=decider,
+        instance_id=name,
+        key=key,
+    )
+
+
+class Oracle:
+    """Answers every new query id once, with the sample's true label."""
+
+    def __init__(self, broker: MemoryBroker, truth: dict[str, Any]) -> None:
+        self.broker, self.truth = broker, truth
+        self.answered: set[str] = set()
+        self._read = 0
+
+    def answer(self) -> None:
+        records = self.broker.records(TOPICS.queries)
+        for env in records[self._read :]:
+            sid = json.loads(env.value or b"")["sample_id"]
+            if sid not in self.answered:
+                self.answered.add(sid)
+                label = encode(Label(sample_id=sid, y=self.truth[sid]))
+                self.broker.produce(TOPICS.labels, label, sid.encode())
+        self._read = len(records)
+
+
+def _stream(n: int) -> list[Sample]:
+    return list(open_source(f"synth:SEA:n={n}", seed=3))
+
+
+def _feed(
+    broker: MemoryBroker,
+    samples: list[Sample],
+    members: list[Any],
+    oracle: Oracle,
+    chunk: int = 100,
+    between: Callable[[int], None] | None = None,
+) -> None:
+    """Produce the stream in chunks; after each, every member runs once, then the oracle."""
+    for first in range(0, len(samples), chunk):
+        for s in samples[first : first + chunk]:
+            wire = Sample(id=s.id, x=s.x)
+            broker.produce(TOPICS.samples, encode(wire), s.id.encode())
+        for member in members:
+            member.run(timeout=0.0)
+        oracle.answer()
+        if between is not None:
+            between(first // chunk)
+    for _ in range(3):  # the last labels (and queries) reach every member
+        for member in members:
+            member.run(timeout=0.0)
+        oracle.answer()
+
+
+def _states(broker: MemoryBroker) -> dict[int, PartitionState]:
+    found = {}
+    for env in broker.records("streamal.state"):
+        state = decode_state(env.value or b"")
+        found[state.partition] = state
+    return found
+
+
+def _check_promise(broker: MemoryBroker, members: list[GroupService], oracle: Oracle, n: int):
+    states = _states(broker)
+    assert sorted(states) == list(range(PARTITIONS))
+    ends = {p: len(broker.topics[TOPICS.samples].partitions[p]) for p in range(PARTITIONS)}
+    asked = {env.key for env in broker.records(TOPICS.queries)}
+    spent = 0
+    for p, state in states.items():
+        stats, budget = state.decider["stats"], state.decider["budget"]
+        assert state.offset == ends[p] == stats.seen  # each sample decided once, durably
+        assert stats.queried == budget.spent <= RATE * stats.seen  # per partition
+        spent += stats.queried
+    assert spent == len(asked) <= RATE * n  # nothing paid twice, the rate overall
+    for member in members:  # every label learned exactly once by every member
+        replica = member.replica
+        assert replica.model_version == replica.stats.applied == len(oracle.answered)
+        assert replica.stats.duplicate == replica.stats.unknown == 0
+        assert len(replica.pending) == 0
+    return states
+
+
+def test_three_members_decide_each_sample_once_and_learn_every_label(tmp_path: Path) -> None:
+    broker, n = _broker(), 3000
+    samples = _stream(n)
+    oracle = Oracle(broker, {s.id: s.y for s in samples})
+    members = [_member(broker, tmp_path, name) for name in "abc"]
+    _feed(broker, samples, members, oracle)
+    _check_promise(broker, members, oracle, n)
+    assert [sorted(m.deciders) for m in members] == [[0, 3], [1, 4], [2, 5]]
+    registry_sums = [
+        m.metrics.registry.get_sample_value(
+            "streamal_partition_samples_total", {"partition": str(p)}
+        )
+        or 0.0
+        for m in members
+        for p in range(PARTITIONS)
+    ]
+    assert sum(registry_sums) >= n
+
+
+def test_a_member_leaving_and_coming_back_keeps_the_promise(tmp_path: Path) -> None:
+    broker, n = _broker(), 2400
+    samples = _stream(n)
+    oracle = Oracle(broker, {s.id: s.y for s in samples})
+    members = [_member(broker, tmp_path, name) for name in "abc"]
+
+    def churn(round_: int) -> None:
+        if round_ == 6:  # c stops; its partitions move to a and b
+            members[2].close()
+        if round_ == 12:  # c comes back from its own snapshot (a new object, same folder)
+            members[2] = _member(broker, tmp_path, "c")
+
+    class InGroup:
+        """Member ``index`` takes its turn only while it is in the group."""
+
+        def __init__(self, index: int) -> None:
+            self.index = index
+
+        def run(self, timeout: float) -> int:
+            member = members[self.index]
+            if member.source.closed:  # type: ignore[attr-defined]
+                return 0
+            return member.run(timeout=timeout)
+
+    _feed(broker, samples, [InGroup(i) for i in range(3)], oracle, between=churn)
+    _check_promise(broker, members, oracle, n)
+    back = members[2]
+    assert back.replica.model_version == members[0].replica.model_version
+    assert sorted(back.deciders) == [2, 5]
+
+
+def test_group_accuracy_equals_one_instance(tmp_path: Path) -> None:
+    """Label efficiency: the same stream and oracle, one instance against a group of three.
+
+    Prequential accuracy over every sample (the prediction published before its label).
+    """
+    n = 3000
+    samples = _stream(n)
+    truth = {s.id: s.y for s in samples}
+
+    def accuracy(broker: MemoryBroker) -> float:
+        preds = [json.loads(v or b"") for v in broker.values(TOPICS.predictions)]
+        assert len(preds) == n
+        return sum(p["prediction"] == truth[p["sample_id"]] for p in preds) / n
+
+    single_broker = _broker()
+    single = Service(
+        build_learner(_spec()),
+        MemorySource(single_broker),
+        MemorySink(single_broker),
+        Checkpointer(tmp_path / "single"),
+        TOPICS,
+        POLICY,
+    )
+    single_oracle = Oracle(single_broker, truth)
+    _feed(single_broker, samples, [single], single_oracle)
+    group_broker = _broker()
+    members = [_member(group_broker, tmp_path, name) for name in "abc"]
+    group_oracle = Oracle(group_broker, truth)
+    _feed(group_broker, samples, members, group_oracle)
+
+    one, three = accuracy(single_broker), accuracy(group_broker)
+    labels_one, labels_three = len(single_oracle.answered), len(group_oracle.answered)
+    print(f"\naccuracy one {one:.4f} ({labels_one} labels), three {three:.4f} ({labels_three})")
+    majority = max(sum(truth.values()), n - sum(truth.values())) / n
+    assert one > majority + 0.05 and three > majority + 0.05  # both learned
+    assert abs(one - three) < 0.03
+    assert abs(labels_one - labels_three) <= 0.1 * labels_one
+
+
+def test_a_label_before_its_query_waits_for_it(tmp_path: Path) -> None:
+    broker = _broker()
+    member = _member(broker, tmp_path, "a")
+    label = encode(Label(sample_id="early", y=True))
+    broker.produce(TOPICS.labels, label, b"early")
+    member.run(timeout=0.0)
+    assert member.replica.model_version == 0
+    # another member's query for it arrives later
+    other = build_learner(LearnerSpec("logreg", "margin", "full", 1.0))
+    sample = Sample(id="early", x={"a": 1.0})
+    query = other.query_json(sample, other.process(sample))
+    broker.produce(TOPICS.queries, query, b"early")
+    member.run(timeout=0.0)
+    assert member.replica.model_version == member.replica.stats.applied == 1
+
+
+def test_state_records_are_signed_and_checked(tmp_path: Path) -> None:
+    broker = _broker()
+    planted = PartitionState(0, 0, {}, config_hash="h")
+    broker.produce("streamal.state", encode_state(planted), b"0")  # unsigned
+    member = _member(broker, tmp_path, "a", key=b"secret")
+    with pytest.raises(CheckpointError, match="not signed"):
+        member.run(timeout=0.0)
+
+
+def test_state_of_other_settings_is_refused(tmp_path: Path) -> None:
+    broker = _broker()
+    first = _member(broker, tmp_path, "a")
+    broker.produce(TOPICS.samples, encode(Sample(id="s", x={"a": 1.0})), b"s")
+    first.run(timeout=0.0)
+    first.close()
+    second = _member(broker, tmp_path, "b")
+    second.config_hash = "other"
+    with pytest.raises(CheckpointError, match="same learner settings"):
+        second.run(timeout=0.0)
+
+
+def test_window_mode_is_refused(tmp_path: Path) -> None:
+    broker = _broker()
+    spec = LearnerSpec("logreg", "margin", "reserve_quantile", RATE, window=WindowSpec("topk", 10))
+    with pytest.raises(ConfigError, match="window mode"):
+        GroupService(
+            build_learner(spec),
+            MemorySource(broker, share=True),
+            MemorySink(broker),
+            Checkpointer(tmp_path),
+            reader=MemoryReader(broker),
+            state_reader=MemoryReader(broker),
+            new_decider=lambda p: build_learner(_spec()),
+        )
+
+
+def test_a_missing_state_topic_stops_the_member(tmp_path: Path) -> None:
+    broker = _broker()
+    del broker.topics["streamal.state"]
+    member = _member(broker, tmp_path, "a")
+    broker.produce(TOPICS.samples, encode(Sample(id="s", x={"a": 1.0})), b"s")
+    with pytest.raises(TransportError, match="does not exist: create it"):
+        member.run(timeout=0.0)
+
+
+def test_a_planted_state_record_cannot_run_code() -> None:
+    import os
+
+    planted = encode_state(PartitionState(0, 0, {"budget": os.getcwd}))
+    with pytest.raises(CheckpointError, match="not on the allow-list"):
+        decode_state(planted)
+    tampered = bytearray(encode_state(PartitionState(0, 0, {}), key=b"k"))
+    tampered[-3] ^= 1
+    with pytest.raises(CheckpointError, match="bad signature"):
+        decode_state(bytes(tampered), key=b"k")
+
+
+def test_ready_once_caught_up_even_without_a_partition(tmp_path: Path) -> None:
+    broker = _broker()
+    member = _member(broker, tmp_path, "a")
+    assert member.readiness() == (False, "restoring the snapshot")
+    member.restore()
+    assert member.readiness() == (False, "catching up on queries and labels")
+    member.catch_up()
+    assert member.readiness() == (True, "ok")  # no partition assigned yet: a standby
+    assert not member.deciders
