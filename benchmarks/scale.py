@@ -93,6 +93,7 @@ def scrape(port: int) -> dict[str, float]:
         "streamal_partitions_assigned": "assigned",
         "streamal_model_version": "version",
         "streamal_catch_up_seconds": "catch_up",
+        "streamal_samples_total": "all_samples",
     }
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
@@ -201,6 +202,7 @@ def instances(n: int, env: dict[str, str], workdir: Path) -> Iterator[list[tuple
 
 def run_once(
     n: int,
+    single: bool,
     bootstrap: str,
     broker_pid: int,
     samples_topic: str,
@@ -210,7 +212,11 @@ def run_once(
     warm_file: Path,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    """One timed run of ``n`` instances; the measurement of the window."""
+    """One timed run of ``n`` instances; the measurement of the window.
+
+    ``single``: one instance in the single-instance mode (``group.enabled`` off), the
+    baseline of what group mode costs; its decisions are ``streamal_samples_total``.
+    """
     from streamal.transports.admin import create_topics
 
     tag = uuid.uuid4().hex[:8]
@@ -224,7 +230,7 @@ def run_once(
         "STREAMAL_TOPICS__LABELS": topics["labels"],
         "STREAMAL_TOPICS__QUERIES": topics["queries"],
         "STREAMAL_TOPICS__DEAD_LETTERS": topics["dead_letters"],
-        "STREAMAL_GROUP__ENABLED": "true",
+        "STREAMAL_GROUP__ENABLED": "false" if single else "true",
         "STREAMAL_GROUP__STATE_TOPIC": topics["state"],
         "STREAMAL_LEARNER__MODEL": args.model,
         "STREAMAL_LEARNER__RATE": str(args.rate),
@@ -237,6 +243,7 @@ def run_once(
         oracle = Oracle(bootstrap, topics["queries"], topics["labels"], truth)
         oracle.start()
     me = os.getpid()
+    key = "all_samples" if single else "samples"
     with tempfile.TemporaryDirectory() as tmp, instances(n, env, Path(tmp)) as procs:
         started = time.monotonic()
         deadline = started + args.settle
@@ -250,10 +257,11 @@ def run_once(
                 raise RuntimeError(f"an instance exited ({dead}):\n{logs}")
             now = [scrape(port) for _, port in procs]
             stable = (
-                all(m and m["assigned"] >= 1 for m in now)
-                and sum(m["assigned"] for m in now) == partitions
+                all(m for m in now)
+                and (single or all(m["assigned"] >= 1 for m in now))
+                and (single or sum(m["assigned"] for m in now) == partitions)
                 and all(
-                    m["samples"] > (old.get("samples", 0.0) if old else 0.0)
+                    m[key] > (old.get(key, 0.0) if old else 0.0)
                     for m, old in zip(now, last, strict=True)
                 )
             )
@@ -276,19 +284,20 @@ def run_once(
         oracle.stop.set()
         oracle.join(30)
     seconds = t1 - t0
-    decided = sum(e["samples"] - f["samples"] for e, f in zip(end, first, strict=True))
+    decided = sum(e[key] - f[key] for e, f in zip(end, first, strict=True))
     queried = sum(e["queries"] - f["queries"] for e, f in zip(end, first, strict=True))
-    done = sum(e["samples"] for e in end)
+    done = sum(e[key] for e in end)
     per_k = 1000 / decided if decided else float("nan")
     instance_cpu = [b - a for a, b in zip(cpu0[0], cpu1[0], strict=True)]
     return {
         "instances": n,
+        "mode": "single" if single else "group",
         "window_s": seconds,
         "settle_s": settle_s,
-        "decided_before_window": sum(f["samples"] for f in first),
+        "decided_before_window": sum(f[key] for f in first),
         "decided": decided,
         "decided_per_s": decided / seconds,
-        "queried": queried,
+        "queried": None if single else queried,
         "ran_out": done >= total,
         "assigned_at_end": assigned,
         "labels_learned_per_instance": [
@@ -307,6 +316,7 @@ def run_once(
             "bench_and_oracle": (cpu1[2] - cpu0[2]) * per_k,
         },
         "oracle_answered": None if oracle is None else oracle.answered,
+        "load_1m": os.getloadavg()[0],
     }
 
 
@@ -340,7 +350,12 @@ def model_costs(stream: list[Sample], warm: list[Sample], args: argparse.Namespa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--instances", default="1,2", help="instance counts, e.g. 1,2")
+    parser.add_argument(
+        "--instances",
+        default="single,1,2",
+        help="instance counts in group mode, and `single` for one instance in the "
+        "single-instance mode (the baseline of group mode's own cost)",
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--samples", type=int, default=150_000, help="samples pre-filled")
@@ -355,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.samples, args.window, args.cost_samples = 1, 40_000, 3.0, 300
-    counts = [int(c) for c in args.instances.split(",")]
+    runs_of = [c.strip() for c in args.instances.split(",")]
+    counts = [1 if c == "single" else int(c) for c in runs_of]
     if max(counts) > args.partitions:
         parser.error("--partitions must be at least the largest instance count")
 
@@ -379,9 +395,10 @@ def main(argv: list[str] | None = None) -> int:
         fill(bootstrap, samples_topic, stream, args.partitions)
         assert broker.pid is not None
         for r in range(args.rounds):
-            for n in counts:
+            for name, n in zip(runs_of, counts, strict=True):
                 run = run_once(
                     n,
+                    name == "single",
                     bootstrap,
                     broker.pid,
                     samples_topic,
@@ -394,30 +411,45 @@ def main(argv: list[str] | None = None) -> int:
                 run["round"] = r
                 runs.append(run)
                 print(
-                    f"round {r}, {n} instance(s): {run['decided_per_s']:.0f} samples/s "
+                    f"round {r}, {name}: {run['decided_per_s']:.0f} samples/s "
                     f"(labels learned per instance {run['labels_learned_per_instance']}, "
                     f"cpu/1000 samples {run['cpu_s_per_1000_samples']}, load "
                     f"{os.getloadavg()[0]:.1f})",
                     file=sys.stderr,
                 )
-    by_n = {n: [r["decided_per_s"] for r in runs if r["instances"] == n] for n in counts}
-    medians = {n: statistics.median(v) for n, v in by_n.items()}
-    base = medians[min(counts)]
+
+    def name_of(run: dict[str, Any]) -> str:
+        return "single" if run["mode"] == "single" else str(run["instances"])
+
+    by_name = {c: [r["decided_per_s"] for r in runs if name_of(r) == c] for c in runs_of}
+    medians = {c: statistics.median(v) for c, v in by_name.items()}
+    base = medians["1"] if "1" in medians else medians[runs_of[0]]
+    # Each round's N-instance rate over the same round's one-instance rate (group mode).
+    ratios = {
+        c: [
+            r["decided_per_s"] / one["decided_per_s"]
+            for r in runs
+            if name_of(r) == c
+            for one in runs
+            if name_of(one) == "1" and one["round"] == r["round"]
+        ]
+        for c in runs_of
+    }
     b = args.rate
     t_d, t_l = costs["decision_us"] / 1e6, costs["label_us"] / 1e6
     result = {
         "machine": machine(),
         "settings": {k: v for k, v in vars(args).items() if k != "json"} | {"stream": STREAM},
         "model_costs": costs,
-        "bound_per_s": {
-            str(n): 1 / (t_d / n + b * t_l) for n in sorted({*counts, 4, 8, 16})
-        },
+        "bound_per_s": {str(n): 1 / (t_d / n + b * t_l) for n in sorted({*counts, 4, 8, 16})},
         "bound_limit_per_s": 1 / (b * t_l),
-        "median_decided_per_s": {str(n): v for n, v in medians.items()},
-        "speedup": {str(n): v / base for n, v in medians.items()},
+        "median_decided_per_s": medians,
+        "speedup": {c: v / base for c, v in medians.items()},
+        "speedup_per_round": ratios,
         "runs": runs,
     }
-    print(json.dumps({k: result[k] for k in ("median_decided_per_s", "speedup")}))
+    shown = ("median_decided_per_s", "speedup", "speedup_per_round")
+    print(json.dumps({k: result[k] for k in shown}))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

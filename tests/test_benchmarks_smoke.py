@@ -141,11 +141,13 @@ def test_scale_quick_two_instances_share_the_partitions(tmp_path: Path) -> None:
     import scale
 
     out = tmp_path / "scale.json"
-    argv = ["--quick", "--instances", "2", "--partitions", "2", "--json", str(out)]
+    argv = ["--quick", "--instances", "single,2", "--partitions", "2", "--json", str(out)]
     assert scale.main(argv) == 0
     result = json.loads(out.read_text())
-    (run,) = result["runs"]
-    assert run["instances"] == 2 and run["assigned_at_end"] == [1, 1]
+    single, run = result["runs"]
+    assert single["mode"] == "single" and single["decided"] > 0
+    assert run["mode"] == "group" and run["instances"] == 2
+    assert run["assigned_at_end"] == [1, 1]
     assert 0 < run["queried"] < run["decided"] and run["oracle_answered"] > 0
     assert all(v > 0 for v in run["model_version_at_end"])
     costs = result["model_costs"]
