@@ -210,7 +210,7 @@ def _check_promise(
         assert snap is not None
         replica = snap.learner
         assert replica.model_version == replica.stats.applied == len(oracle.answered)
-        assert replica.stats.unknown == 0
+        assert replica.stats.unknown == replica.stats.duplicate == 0
         assert len(replica.pending) == 0
 
 
