@@ -343,3 +343,21 @@ def test_every_budget_manager_moves_with_its_partition(budget: str) -> None:
     for s in samples[200:]:
         assert moved.process(s).queried == staying.process(s).queried
     assert moved.budget.spent == staying.budget.spent
+
+
+def test_serve_refuses_group_mode_with_window_or_sqlite_before_connecting() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from streamal.service.config import load_settings
+    from streamal.service.factory import build_service
+
+    for learner in ({"window_selector": "topk"}, {"pending": "sqlite"}):
+        settings = load_settings(
+            overrides={
+                "group": {"enabled": True},
+                "learner": {"model": "logreg", **learner},
+                "kafka": {"bootstrap_servers": "127.0.0.1:1"},  # never reached
+            }
+        )
+        with pytest.raises(ConfigError, match="group mode"):
+            build_service(settings, CollectorRegistry())
