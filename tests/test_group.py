@@ -17,7 +17,14 @@ import pytest
 
 from streamal.core.checkpoint import Checkpointer
 from streamal.core.learner import ActiveLearner
-from streamal.core.partition import PartitionState, decode_state, encode_state
+from streamal.core.partition import (
+    PartitionState,
+    decision_state,
+    decode_state,
+    encode_state,
+    restore_decisions,
+)
+from streamal.core.registry import BUDGETS
 from streamal.core.spec import LearnerSpec, WindowSpec, build_active_learner, build_learner
 from streamal.exceptions import CheckpointError, ConfigError, TransportError
 from streamal.messages import Label, Sample, encode
@@ -317,3 +324,40 @@ def test_ready_once_caught_up_even_without_a_partition(tmp_path: Path) -> None:
     member.catch_up()
     assert member.readiness() == (True, "ok")  # no partition assigned yet: a standby
     assert not member.deciders
+
+
+@pytest.mark.parametrize("budget", sorted(BUDGETS))
+def test_every_budget_manager_moves_with_its_partition(budget: str) -> None:
+    """Each registered manager's state survives the state record: same decisions after."""
+
+    def decider(seed: int) -> ActiveLearner:
+        return build_active_learner(LearnerSpec("logreg", "margin", budget, 0.2, seed=seed))
+
+    samples = [Sample(id=str(i), x={"a": float(i % 5), "b": (i % 3) / 3}) for i in range(400)]
+    staying = decider(5)
+    for s in samples[:200]:
+        staying.process(s)
+    record = encode_state(PartitionState(0, 200, decision_state(staying)), key=b"k")
+    moved = restore_decisions(decider(99), decode_state(record, key=b"k").decider)
+    moved.model, moved.strategy = staying.model, staying.strategy
+    for s in samples[200:]:
+        assert moved.process(s).queried == staying.process(s).queried
+    assert moved.budget.spent == staying.budget.spent
+
+
+def test_serve_refuses_group_mode_with_window_or_sqlite_before_connecting() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from streamal.service.config import load_settings
+    from streamal.service.factory import build_service
+
+    for learner in ({"window_selector": "topk"}, {"pending": "sqlite"}):
+        settings = load_settings(
+            overrides={
+                "group": {"enabled": True},
+                "learner": {"model": "logreg", **learner},
+                "kafka": {"bootstrap_servers": "127.0.0.1:1"},  # never reached
+            }
+        )
+        with pytest.raises(ConfigError, match="group mode"):
+            build_service(settings, CollectorRegistry())

@@ -210,7 +210,7 @@ def _check_promise(
         assert snap is not None
         replica = snap.learner
         assert replica.model_version == replica.stats.applied == len(oracle.answered)
-        assert replica.stats.unknown == 0
+        assert replica.stats.unknown == replica.stats.duplicate == 0
         assert len(replica.pending) == 0
 
 
@@ -248,7 +248,7 @@ def test_three_instances_decide_each_sample_once_and_learn_every_label(
 def test_sigkill_one_instance_under_load_and_restart_it(
     kafka_broker: Any, kafka_topics: Any, oracle_factory: Any, serve_process: Any, tmp_path: Path
 ) -> None:
-    topics, n = _topics(kafka_broker, kafka_topics), 1500
+    topics, n = _topics(kafka_broker, kafka_topics), 2000
     group = kafka_broker.unique("group")
     states = [tmp_path / f"state-{name}" for name in "abc"]
     oracle = oracle_factory(kafka_broker, topics)

@@ -26,6 +26,8 @@ __all__ = ["DriftAware"]
 
 #: Detection arrivals remembered (for reports of the delay to the boost).
 _KEEP_DETECTIONS = 100
+#: Marks a detector pickled as its attributes (see ``DriftAware.__getstate__``).
+_DETECTOR_STATE = "streamal.detector-state"
 
 
 class DriftAware(Wrapper):
@@ -151,6 +153,17 @@ class DriftAware(Wrapper):
             mode="up",
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        # river's PageHinkley keeps its drift test as a bound method, which pickles
+        # through builtins.getattr: the restricted unpickler of snapshots refuses that
+        # (a snapshot could not be restored). Its other attributes are plain state.
+        state = self.__dict__.copy()
+        detector = state.get("_detector")
+        if detector is not None and "_test_drift" in vars(detector):
+            kept = {k: v for k, v in vars(detector).items() if k != "_test_drift"}
+            state["_detector"] = (_DETECTOR_STATE, kept)
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Managers pickled before the Page-Hinkley default kept an ADWIN and no deafness.
         state.setdefault("detector", "adwin")
@@ -158,7 +171,12 @@ class DriftAware(Wrapper):
         state.setdefault("detections", deque(maxlen=_KEEP_DETECTIONS))
         state.setdefault("heard", 0)
         state.setdefault("_deaf_until_heard", 0)
+        saved = state.get("_detector")
         super().__setstate__(state)
+        if isinstance(saved, tuple) and saved and saved[0] == _DETECTOR_STATE:
+            detector = self._new_detector()  # its drift test, bound to the new object
+            vars(detector).update(saved[1])
+            self._detector = detector
 
     @property
     def boosting(self) -> bool:

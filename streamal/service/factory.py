@@ -99,11 +99,16 @@ def kafka_client_options(kafka: KafkaSettings) -> dict[str, Any]:
 
 
 def build_transports(settings: Settings) -> tuple[Source, Sink]:
-    """The Kafka source (group consumer) and sink (producer)."""
+    """The Kafka source (group consumer) and sink (producer).
+
+    In group mode the client id carries the instance id (``client_id-instance``).
+    """
     from streamal.transports.kafka import KafkaSink, KafkaSource
 
     kafka = settings.kafka
     client = kafka_client_options(kafka)
+    if settings.group.enabled:
+        client["client_id"] = f"{kafka.client_id}-{_instance(settings)}"
     # Give up connecting after the same time the loop tolerates an unreachable broker.
     bootstrap_ms = int(settings.service.broker_timeout * 1000)
     consumer = {
@@ -193,6 +198,15 @@ def build_service(
     With ``lock``, the checkpoint directory is locked for this process first (a second
     service on it is refused with a :class:`~streamal.exceptions.CheckpointError`).
     """
+    if settings.group.enabled and (
+        settings.learner.window_selector is not None or settings.learner.pending != "memory"
+    ):
+        from streamal.exceptions import ConfigError
+
+        raise ConfigError(
+            "group mode (group.enabled) needs learner.window_selector unset and "
+            "learner.pending=memory"
+        )
     learner = build_learner(settings)
     key = settings.checkpoint.key
     checkpointer = Checkpointer(
@@ -238,6 +252,13 @@ def build_service(
     return service
 
 
+def _instance(settings: Settings) -> str:
+    """This instance's name in group mode: ``group.instance_id``, else the hostname."""
+    from streamal.service.group import default_instance_id
+
+    return settings.group.instance_id or default_instance_id()
+
+
 def _group_service(
     settings: Settings,
     registry: CollectorRegistry,
@@ -251,18 +272,11 @@ def _group_service(
     from dataclasses import replace
 
     from streamal.core.spec import build_active_learner
-    from streamal.service.group import GroupService, default_instance_id
+    from streamal.service.group import GroupService
     from streamal.transports.kafka import KafkaReader
 
     group = settings.group
-    if settings.learner.window_selector is not None or settings.learner.pending != "memory":
-        from streamal.exceptions import ConfigError
-
-        raise ConfigError(
-            "group mode (group.enabled) needs learner.window_selector unset and "
-            "learner.pending=memory"
-        )
-    instance = group.instance_id or default_instance_id()
+    instance = _instance(settings)
     spec = settings.learner.to_spec()
     kafka = settings.kafka
     client = {**kafka_client_options(kafka), "client_id": f"{kafka.client_id}-{instance}"}
