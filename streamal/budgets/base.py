@@ -27,6 +27,12 @@ class Verdict(NamedTuple):
 #: ``Verdict`` from a tuple of its fields, without the named tuple's keyword handling
 #: (one per arrival).
 _verdict: Callable[[tuple[bool, bool, float | None]], Verdict] = partial(tuple.__new__, Verdict)
+#: The verdicts of a manager that knows no probability, and a certain query (shared:
+#: tuples are immutable).
+_QUERY = Verdict(True, True, None)
+_QUERY_SURE = Verdict(True, True, 1.0)
+_NOT_WANTED = Verdict(False, True, None)
+_NOT_ALLOWED = Verdict(False, False, None)
 
 
 class BudgetManager(base.Base):  # type: ignore[misc]
@@ -164,13 +170,25 @@ class BudgetManager(base.Base):  # type: ignore[misc]
         Verdict(query=True, allowed=True, probability=1.0)
         """
         # decide()'s rule (kept in step with it), returning the tuple the learner reads.
+        # Deterministic managers (no probability) share three prebuilt verdicts.
         seen = self._seen = self._seen + 1
         allowed = self.last_allowed = allowed and self.budget_left()
         if self._wants(score, allowed, ts, pending) and allowed:
             self._spent += 1
             self._recent.append(seen)
-            return _verdict((True, True, self.last_probability))
-        return _verdict((False, allowed, self.last_probability))
+            probability = self.last_probability
+            if probability is None:
+                return _QUERY
+            if probability == 1.0 and probability.__class__ is float:  # the full budget
+                return _QUERY_SURE
+            return _verdict((True, True, probability))
+        probability = self.last_probability
+        if probability is None:
+            if allowed is True:
+                return _NOT_WANTED
+            if allowed is False:
+                return _NOT_ALLOWED
+        return _verdict((False, allowed, probability))
 
     def spend_extra(self, ts: float | None = None, pending: int = 0) -> bool:
         """Spend one label on the arrival just decided, outside the manager's own rule.

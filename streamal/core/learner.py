@@ -393,22 +393,35 @@ class ActiveLearner:
             or the strategy's score also leaves everything as it was: both run before
             any state is touched.
         """
+        # The hot path: arrive, top_class and add_pending are written out here (one
+        # call each less per arrival); the methods stay for window mode and readers.
         sample_id = sample.id
-        if sample_id in self.pending:
+        pending = self.pending
+        if sample_id in pending:
             raise MessageRejected(
                 "sample_pending", f"sample {sample_id!r} is already waiting for its label"
             )
         x = sample.x
         model = self.model
         proba = model.predict_proba_one(x)
-        prediction = top_class(proba)
+        if len(proba) == 2:  # top_class(proba)
+            (first, p), (second, q) = proba.items()
+            prediction = second if q > p else first
+        else:
+            prediction = top_class(proba)
         strategy = self.strategy
         score = strategy.score(x, proba, model)
-        now = self.arrive(sample)
+        stats = self.stats  # arrive(sample)
+        seen = stats.seen = stats.seen + 1
+        ts = sample.ts
+        now = self._now = float(seen if ts is None else ts)
+        soonest = self._next_deadline
+        if soonest is not None and now >= soonest:
+            self.expire(now)
         if self.audit:
             queried, allowed, purpose, propensity = self._decide_audited(score, now)
         else:
-            queried, allowed, propensity = self.budget.verdict(score, now, len(self.pending))
+            queried, allowed, propensity = self.budget.verdict(score, now, len(pending))
             purpose = "learn"
         if strategy.stateful:
             strategy.observe(x)
@@ -416,19 +429,20 @@ class ActiveLearner:
         expires_at = None if ttl is None else now + ttl
         version = self.model_version
         if queried:
-            self.add_pending(
+            deadline = _INF if expires_at is None else expires_at
+            stats.queried += 1  # add_pending(entry)
+            evicted = pending.put(
                 PendingEntry(
-                    sample_id,
-                    x,
-                    now,
-                    _INF if expires_at is None else expires_at,
-                    score,
-                    prediction,
-                    version,
-                    purpose,
-                    propensity,
+                    sample_id, x, now, deadline, score, prediction, version, purpose, propensity
                 )
             )
+            if evicted is not None:
+                stats.evicted += 1
+                self._close(evicted.sample_id, LabelOutcome.EXPIRED)
+            if deadline != _INF:
+                soonest = self._next_deadline
+                if soonest is None or deadline < soonest:
+                    self._next_deadline = deadline
             reason = "query"
         else:
             reason = "score" if allowed else "budget"
@@ -450,9 +464,9 @@ class ActiveLearner:
     def arrive(self, sample: Sample) -> float:
         """Count an arrival, move the clock to it and expire the queries now due.
 
-        The step of :meth:`process` after predicting and scoring; window mode calls it
-        for each arrival it buffers. Returns the stream time of the arrival (``ts``,
-        else its number).
+        The step of :meth:`process` after predicting and scoring (written out there);
+        window mode calls it for each arrival it buffers. Returns the stream time of the
+        arrival (``ts``, else its number).
         """
         stats = self.stats
         seen = stats.seen = stats.seen + 1
@@ -520,8 +534,9 @@ class ActiveLearner:
     def add_pending(self, entry: PendingEntry) -> None:
         """Keep a queried arrival pending and count the query.
 
-        :meth:`process` calls it for its own queries, window mode for the arrivals its
-        selector chose. A query the store evicts to make room closes as expired.
+        Window mode calls it for the arrivals its selector chose (:meth:`process` does
+        the same inline for its own queries). A query the store evicts to make room
+        closes as expired.
         """
         self.stats.queried += 1
         evicted = self.pending.put(entry)
@@ -582,10 +597,17 @@ class ActiveLearner:
             self.stats.expired += 1
             self.stats.expired_queries += 1
             return LabelOutcome.EXPIRED
-        try:
-            self._update(entry.x, y)
+        try:  # _update(entry.x, y), written out (one call less per label)
+            x = entry.x
+            self.model.learn_one(x, y)
+            if self._label_type is None:
+                self._label_type = type(y)
+            strategy = self.strategy
+            if strategy.stateful:
+                strategy.learn(x, y)
+            self.model_version += 1
         except Exception as err:
-            self.pending.put(entry)  # the query stays open: it was just taken out
+            pending.put(entry)  # the query stays open: it was just taken out
             raise MessageRejected(
                 "model_error",
                 f"the model could not learn label {y!r} of {sample_id!r} "
@@ -716,7 +738,7 @@ class ActiveLearner:
 
     def learn(self, label: Label) -> bool:
         """Apply ``label``; ``True`` if the model learned from it (see :meth:`apply`)."""
-        return self.apply(label) is LabelOutcome.APPLIED
+        return self.apply(label) is _APPLIED
 
     def settle(self, sample_id: str, y: Any) -> bool:
         """Close the query for ``sample_id`` as answered by ``y``, without learning it.
@@ -826,6 +848,7 @@ class ActiveLearner:
         return n
 
     def _update(self, x: dict[str, Any], y: Any) -> None:
+        # apply() writes this out: keep both in step.
         self.model.learn_one(x, y)
         if self._label_type is None:  # warm-start labels fix the label type too
             self._label_type = type(y)
