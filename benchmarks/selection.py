@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ELEC, ROOT, ResultCache, cache_key, materialize, progress  # noqa: E402
 from peers import MANAGERS as PEER_MANAGERS  # noqa: E402
-from peers import PEERS, build_peer_learner  # noqa: E402
+from peers import MATCHED, PEERS, build_peer_learner  # noqa: E402
 
 from streamal.defaults import DEFAULT_BUDGET, DEFAULT_STRATEGY  # noqa: E402
 from streamal.messages import Sample  # noqa: E402
@@ -57,6 +57,11 @@ HALVES = {
     "held-out": ("Phishing", "ImageSegments", "Agrawal", "RandomRBFDrift", "wine", "iris"),
 }
 ORDERS = (0, 1, 2)
+#: ``--extra-dir``: CSV streams outside the repository, the group "external" (name →
+#: file). Never tuned on: they are reported apart, in their own files.
+EXTERNAL: dict[str, Path] = {}
+#: Results known before a run (the cache), for the equal-labels peer's label count.
+KNOWN: dict[str, dict[str, Any]] = {}
 #: Streams too short for a label delay of 500 arrivals to mean anything.
 SHORT = ("Phishing", "breast_cancer", "digits", "wine", "iris")
 KEY = ("stream", "order", "limit", "model", "strategy", "budget", "rate", "delay")
@@ -88,6 +93,11 @@ def _sklearn(name: str, order: int) -> list[Sample]:
 def load(name: str, order: int, limit: int | None) -> list[Sample]:
     """One fixed order of a stream of the suite, at most ``limit`` arrivals."""
     n = limit or 10_000
+    if name in EXTERNAL:  # the file's order, then two fixed shuffles (as river's)
+        data = materialize(str(EXTERNAL[name]), 1, None)
+        if order:
+            random.Random(order).shuffle(data)
+        return data[:limit]
     if name in ("SEA", "Agrawal", "Hyperplane", "RandomRBFDrift"):
         return materialize(f"synth:{name}:n={max(n, 2000)}", order + 1, n)
     if name in ("breast_cancer", "digits", "wine", "iris"):
@@ -136,13 +146,30 @@ class _Recorder:
     def learn(self, label: Any) -> bool:
         return bool(self.learner.learn(label))
 
+    def take_queried(self) -> list[Any]:
+        return list(self.learner.take_queried())
+
+    def finish(self) -> list[Any]:
+        return list(self.learner.finish())
+
 
 def run_one(data: list[Sample], row: dict[str, Any]) -> dict[str, Any]:
     """Replay one configuration; the row's results."""
     classes = len({s.y for s in data})
     model = _model(row["model"], classes)
     rate, seed = row["rate"], 1
-    if row["budget"] in PEER_MANAGERS:
+    if row["budget"].startswith("sk_biqf_eq"):
+        learner = build_peer_learner(
+            model,
+            row["strategy"],
+            "sk_biqf_eq",
+            rate,
+            seed,
+            row["cap"],
+            len(data),
+            guarded=row["budget"] == "sk_biqf_eqg",
+        )
+    elif row["budget"] in PEER_MANAGERS:
         learner = build_peer_learner(model, row["strategy"], row["budget"], rate, seed)
     else:
         learner = build_learner(model, row["strategy"], row["budget"], rate, seed)
@@ -164,7 +191,16 @@ def run_one(data: list[Sample], row: dict[str, Any]) -> dict[str, Any]:
 def task(args: tuple[str, int, int | None, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     name, order, limit, todo = args
     data = load(name, order, limit)
-    return [run_one(data, row) for row in todo]
+    out = []
+    for row in todo:
+        if row["budget"].startswith("sk_biqf_eq"):  # the default's labels on this replay
+            mine = dict(row, strategy=DEFAULT_STRATEGY, budget=DEFAULT_BUDGET)
+            ran = KNOWN.get(cache_key(mine, KEY)) or next(
+                r for r in out if cache_key(r, KEY) == cache_key(mine, KEY)
+            )
+            row = row | {"cap": ran["labels"], "matched_to": f"{DEFAULT_STRATEGY}/{DEFAULT_BUDGET}"}
+        out.append(run_one(data, row))
+    return out
 
 
 def plan(
@@ -202,9 +238,13 @@ def plan(
     return tasks
 
 
+#: The equal-labels peer under streamal's guards too (measured weaker: docs/benchmarks.md).
+GUARDED = {"skactiveml VU+BIQF @ equal labels, guarded": ("sk_uncertainty", "sk_biqf_eqg")}
+
+
 # -- report ----------------------------------------------------------------------------
 def _name(strategy: str, budget: str) -> str:
-    for peer, spec in PEERS.items():
+    for peer, spec in (PEERS | MATCHED | GUARDED).items():
         if spec == (strategy, budget):
             return peer
     return f"{strategy}/{budget}"
@@ -256,9 +296,17 @@ def report(rows: list[dict[str, Any]], default: str) -> dict[str, Any]:
                 c["order_sd"].append(statistics.pstdev(diffs))
                 if gap == gap:
                     c["gap"].append(gap)
+                mine = names.get(default)
+                if mine is not None and len(mine) == len(triples):
+                    ratios = [
+                        r["labels"] / max(1, m["labels"])
+                        for (r, _, _), (m, _, _) in zip(triples, mine, strict=True)
+                    ]
+                    c["labels_vs_default"].append(statistics.fmean(ratios))
+                    c["worst_labels_vs_default"].append(max(abs(x - 1) for x in ratios))
                 if name == default:
                     per_stream[f"{stream} @ {rate}"] = {
-                        "half": next(h for h, s in HALVES.items() if stream in s),
+                        "half": next((h for h, s in HALVES.items() if stream in s), "external"),
                         "accuracy": acc,
                         "random": racc,
                         "full": facc,
@@ -267,24 +315,32 @@ def report(rows: list[dict[str, Any]], default: str) -> dict[str, Any]:
                         "labels": statistics.fmean(r["labels"] for r, _, _ in triples),
                     }
         summary = {
-            name: {k: statistics.fmean(v) if v else float("nan") for k, v in c.items()}
+            name: {
+                k: (max(v) if k.startswith("worst") else statistics.fmean(v)) if v else float("nan")
+                for k, v in c.items()
+            }
             | {"rows": len(c["accuracy"])}
             for name, c in configs.items()
         }
-        peer = "skactiveml VU+BIQF"
         versus = {}
-        if default in configs and peer in configs:
-            ours, theirs = configs[default]["accuracy"], configs[peer]["accuracy"]
-            d = [a - b for a, b in zip(ours, theirs, strict=True)]
-            versus = {
-                "default_minus_vu_biqf": statistics.fmean(d),
-                "ahead_rows": sum(x > 0 for x in d),
-                "rows": len(d),
-                "labels_share_default": summary[default]["labels_share"],
-                "labels_share_peer": summary[peer]["labels_share"],
-            }
+        for peer in (*MATCHED, "skactiveml VU+BIQF"):  # equal labels first
+            if default in configs and peer in configs:
+                ours, theirs = configs[default]["accuracy"], configs[peer]["accuracy"]
+                d = [a - b for a, b in zip(ours, theirs, strict=True)]
+                versus = {
+                    "peer": peer,
+                    "default_minus_vu_biqf": statistics.fmean(d),
+                    "ahead_rows": sum(x > 0 for x in d),
+                    "rows": len(d),
+                    "labels_share_default": summary[default]["labels_share"],
+                    "labels_share_peer": summary[peer]["labels_share"],
+                    "worst_labels_vs_default": summary[peer].get(
+                        "worst_labels_vs_default", float("nan")
+                    ),
+                }
+                break
         halves = {}
-        for half in HALVES:
+        for half in (*HALVES, "external"):
             gaps = [v["gap"] for v in per_stream.values() if v["half"] == half]
             gaps = [g for g in gaps if g == g]  # nan: full and random level
             halves[half] = statistics.fmean(gaps) if gaps else float("nan")
@@ -301,8 +357,9 @@ def _headline(summary: dict[str, Any], default: str) -> list[str]:
     """One row per group: the default's gap closed, wins over random, against VU+BIQF."""
     lines = [
         "| replay | default's mean gap closed | default ahead of random | "
-        "default − VU+BIQF (points) | ahead rows | labels / budget: default, VU+BIQF |",
-        "|---|---|---|---|---|---|",
+        "default − VU+BIQF (points) | ahead rows | labels / budget: default, VU+BIQF "
+        "| worst run's peer labels / default's − 1 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for tag, s in summary.items():
         c = s["configs"].get(default)
@@ -311,9 +368,10 @@ def _headline(summary: dict[str, Any], default: str) -> list[str]:
             continue
         peer = (
             f"{100 * v['default_minus_vu_biqf']:+.2f} | {v['ahead_rows']}/{v['rows']} | "
-            f"{v['labels_share_default']:.3f}, {v['labels_share_peer']:.3f}"
+            f"{v['labels_share_default']:.3f}, {v['labels_share_peer']:.3f} | "
+            f"{100 * v['worst_labels_vs_default']:.1f}% ({v['peer']})"
             if v
-            else "— | — | —"
+            else "— | — | — | —"
         )
         lines.append(f"| {tag} | {c['gap']:.2f} | {c['win']:.0%} of {c['rows']} | {peer} |")
     return lines + [""]
@@ -339,12 +397,14 @@ def _markdown(summary: dict[str, Any], default: str) -> str:
         if v:
             lines += [
                 "",
-                "Default − scikit-activeml VU+BIQF: "
+                f"Default − {v['peer']}: "
                 f"{100 * v['default_minus_vu_biqf']:+.2f} points, "
                 f"ahead on {v['ahead_rows']}/{v['rows']} stream × rate rows; labels / budget "
-                f"{v['labels_share_default']:.3f} against {v['labels_share_peer']:.3f}. "
-                f"Default's mean gap closed: tune half {s['default_gap_by_half']['tune']:.2f}, "
-                f"held-out half {s['default_gap_by_half']['held-out']:.2f}.",
+                f"{v['labels_share_default']:.3f} against {v['labels_share_peer']:.3f} "
+                f"(worst run: peer labels {100 * v['worst_labels_vs_default']:.1f}% off the "
+                "default's). Default's mean gap closed: "
+                + ", ".join(f"{h} {g:.2f}" for h, g in s["default_gap_by_half"].items() if g == g)
+                + ".",
             ]
         lines += ["", "| stream @ rate | half | default | random | full | gap closed | order SD |"]
         lines += ["|---|---|---|---|---|---|---|"]
@@ -391,6 +451,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", help="comma-separated STRATEGY/BUDGET candidates")
     parser.add_argument("--no-peers", action="store_true", help="skip scikit-activeml")
     parser.add_argument(
+        "--peers",
+        choices=("all", "matched"),
+        default="all",
+        help="all: VU+BIQF, VU, PAL+BIQF as they spend, and VU+BIQF at the default's labels; "
+        "matched: only VU+BIQF at the default's labels",
+    )
+    parser.add_argument("--models", help="comma-separated model families (override the part's)")
+    parser.add_argument("--rates", help="comma-separated rates (override the part's)")
+    parser.add_argument("--delays", help="comma-separated delays (override the part's)")
+    parser.add_argument(
+        "--extra-dir",
+        type=Path,
+        help="add every CSV file of DIR (header row, target the last column) as a stream of "
+        "a third group, 'external', reported apart (external.md); never tune on them",
+    )
+    parser.add_argument(
         "--cache", type=Path, default=ROOT / "benchmarks" / "results" / "selection.jsonl"
     )
     parser.add_argument("--report", action="store_true", help="write the report from the cache")
@@ -398,7 +474,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cache = ResultCache(args.cache, KEY)
     streams = [s.strip() for s in args.streams.split(",")] if args.streams else []
-    streams = streams or [s for half in HALVES.values() for s in half]
+    if args.extra_dir:
+        for f in sorted(args.extra_dir.glob("*.csv")) + sorted(args.extra_dir.glob("*.csv.gz")):
+            EXTERNAL[f"ext:{f.name.split('.')[0]}"] = f
+    streams = streams or [s for half in HALVES.values() for s in half] + list(EXTERNAL)
     if not ELEC.is_file() and "Elec2" in streams:
         print(f"{ELEC} not found: Elec2 skipped (set STREAMAL_ELEC2)", file=sys.stderr)
         streams.remove("Elec2")
@@ -406,9 +485,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.pairs:
         pairs = [tuple(p.split("/", 1)) for p in args.pairs.split(",")]  # type: ignore[misc]
     if not args.no_peers:
-        pairs += list(PEERS.values())
+        default_pair = (DEFAULT_STRATEGY, DEFAULT_BUDGET)
+        if default_pair not in pairs:  # the equal-labels peer needs the default's labels
+            pairs.insert(0, default_pair)
+        pairs += (list(PEERS.values()) if args.peers == "all" else []) + list(MATCHED.values())
+    KNOWN.update(cache.rows)
     for part in args.part:
-        p = PARTS[part]
+        p = dict(PARTS[part])
+        for opt, cast in (("models", str), ("rates", float), ("delays", int)):
+            if getattr(args, opt):
+                p[opt] = [cast(v) for v in getattr(args, opt).split(",")]
         tasks = plan(streams, p["models"], p["rates"], p["delays"], p["limit"], pairs, cache)
         if part != "first2000":  # PAL costs 3-5x, and the ablations: first sweep only
             for t in tasks:
@@ -428,12 +514,19 @@ def main(argv: list[str] | None = None) -> int:
                 progress(done, total, f"{rows[0]['stream']} ({minutes:.1f} min)")
         print(file=sys.stderr)
     default = f"{DEFAULT_STRATEGY}/{DEFAULT_BUDGET}"
-    rows = [r for r in cache.rows.values() if r["stream"] in streams]
-    summary = report(rows, default)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    (args.out / "selection.md").write_text(_markdown(summary, default))
-    print(f"report: {args.out}/selection.md")
+    for group, names, stem in (
+        ("suite", [s for s in streams if s not in EXTERNAL], "selection"),
+        ("external", [s for s in streams if s in EXTERNAL], "external"),
+    ):
+        rows = [r for r in cache.rows.values() if r["stream"] in names]
+        if not rows:
+            continue
+        summary = report(rows, default)
+        json_name = "summary.json" if group == "suite" else "external.json"
+        (args.out / json_name).write_text(json.dumps(summary, indent=1, default=str))
+        (args.out / f"{stem}.md").write_text(_markdown(summary, default))
+        print(f"report ({group}): {args.out}/{stem}.md")
     return 0
 
 
