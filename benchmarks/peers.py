@@ -32,8 +32,9 @@ PEERS = {
     "skactiveml PAL+BIQF": ("pal", "sk_biqf"),
 }
 #: The VU+BIQF peer at equal labels: BIQF run at the rate our default realised on the
-#: same replay (``labels / n``) and stopped at exactly that many labels
-#: (:class:`SkBIQFMatched`); the benchmarks fill in ``cap`` from the default's run.
+#: same replay (``labels / n``, raised where it spends less) and stopped at exactly that
+#: many labels (:class:`SkBIQFMatched`); the benchmarks fill in ``cap`` from the
+#: default's run.
 MATCHED = {"skactiveml VU+BIQF @ equal labels": ("sk_uncertainty", "sk_biqf_eq")}
 
 
@@ -89,32 +90,40 @@ class SkBIQF(_SkManager):
 
 
 class SkBIQFMatched(SkBIQF):
-    """BIQF held to a label count ``cap`` spent over ``n`` arrivals (equal labels).
+    """BIQF held to ``cap`` labels over ``n`` arrivals (the peer at equal labels).
 
-    scikit-activeml's ``BalancedIncrementalQuantileFilter(budget=cap / n)``: the
-    budget is the rate our default realised on the same replay, and no label is bought
-    beyond ``cap`` (BIQF otherwise spends 1.00–1.26 times its budget here). With
-    ``guarded``, streamal's guards at that rate hold it too (at most
-    ``floor(cap / n · i)`` labels after ``i`` arrivals, and the sliding-window cap);
-    the scikit-activeml manager is told only of the labels actually bought.
+    scikit-activeml's ``BalancedIncrementalQuantileFilter(budget=scale · cap / n)``,
+    refused every label beyond ``cap``. ``scale`` is 1 at first; where BIQF spends
+    less than ``cap`` at that budget (short streams, tied utilities of young trees), the
+    benchmark replays it with a larger ``scale`` (:func:`matched_scales`), so that it
+    gets the same number of labels as our default and its own rule chooses which.
+    The scikit-activeml manager is told only of the labels actually bought.
     """
 
     def __init__(
-        self, cap: int, n: int, guarded: bool = False, window: int = 1000, seed: int | None = None
+        self, cap: int, n: int, scale: float = 1.0, window: int = 1000, seed: int | None = None
     ) -> None:
-        self.cap, self.guarded = cap, guarded
-        super().__init__(rate=max(cap, 1) / max(n, 1), window=window, seed=seed)
+        self.cap = cap
+        super().__init__(rate=min(1.0, scale * max(cap, 1) / max(n, 1)), window=window, seed=seed)
 
     def budget_left(self) -> bool:
-        if self._spent >= self.cap:
-            return False
-        return BudgetManager.budget_left(self) if self.guarded else True
+        return self._spent < self.cap
 
     def _wants(self, score: float, allowed: bool, ts: float | None, pending: int) -> bool:
         u = np.array([score])
         queried = self._sk.query_by_utility(u) if allowed else np.array([], dtype=int)
         self._sk.update(np.zeros((1, 1)), queried, utilities=u)
         return len(queried) > 0
+
+
+def matched_enough(labels: int, cap: int) -> bool:
+    """Whether the peer's ``labels`` count as equal to ``cap`` (within 1 % or 1 label)."""
+    return cap - labels <= max(1.0, 0.01 * cap)
+
+
+def next_scale(scale: float, labels: int, cap: int) -> float:
+    """The budget scale to try after the peer spent ``labels`` of ``cap`` at ``scale``."""
+    return scale * min(4.0, max(1.1, cap / max(labels, 1)))
 
 
 #: Peer budget spec → class (not in streamal's registry: the conformance suite, which
@@ -130,10 +139,11 @@ def build_peer_learner(
     seed: int,
     cap: int | None = None,
     n: int | None = None,
-    guarded: bool = False,
+    scale: float = 1.0,
 ) -> Any:
     """An :class:`~streamal.ActiveLearner` with a peer's utility and budget manager
-    (for ``sk_biqf_eq``: at most ``cap`` labels over ``n`` arrivals)."""
+    (for ``sk_biqf_eq``: at most ``cap`` labels over ``n`` arrivals, BIQF's budget
+    ``scale · cap / n``)."""
     from streamal import ActiveLearner
     from streamal.core.models import build_model
     from streamal.core.registry import make_strategy
@@ -141,7 +151,7 @@ def build_peer_learner(
     utility = MaxPosteriorUtility() if strategy == "sk_uncertainty" else make_strategy(strategy)
     if budget == "sk_biqf_eq":
         assert cap is not None and n is not None
-        manager: BudgetManager = SkBIQFMatched(cap, n, guarded=guarded, seed=seed)
+        manager: BudgetManager = SkBIQFMatched(cap, n, scale, seed=seed)
     else:
         manager = MANAGERS[budget](rate=rate, seed=seed)
     return ActiveLearner(build_model(model, seed=seed), utility, manager, seed=seed)
