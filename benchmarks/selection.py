@@ -16,15 +16,19 @@ order (river) or a fixed shuffle (scikit-learn, seed 0) and two more fixed shuff
 
 Configurations: the candidates (``--pairs``), uniform random at the same rate, full
 labels, and scikit-activeml's VariableUncertainty + BIQF, VariableUncertainty and
-StreamProbabilisticAL (their budget managers, unguarded: see ``peers.py``). Each run
-records accuracy, macro-F1, Cohen's kappa and labels used. Results are cached one JSON
-line per run (``--cache``); a rerun computes only what is missing.
+StreamProbabilisticAL (their budget managers, unguarded: see ``peers.py``), and
+VariableUncertainty + BIQF held to the default's label count on the same replay (equal
+labels: ``--peers matched`` runs only that one). ``--extra-dir DIR`` adds every CSV file
+of DIR as a stream of a third group, "external", reported apart (``external.md``). Each
+run records accuracy, macro-F1, Cohen's kappa and labels used. Results are cached one
+JSON line per run (``--cache``); a rerun computes only what is missing.
 
 Usage::
 
-    python benchmarks/selection.py --part first2000 --jobs 2
-    python benchmarks/selection.py --part full --jobs 2
-    python benchmarks/selection.py --report          # tables from the cache
+    python benchmarks/selection.py --part first2000 --models logreg,gnb,hoeffding,arf \
+        --delays 0 --peers matched --extra-dir DIR
+    python benchmarks/selection.py --part full --peers matched --extra-dir DIR
+    python benchmarks/selection.py --extra-dir DIR   # reports from the cache
 """
 
 from __future__ import annotations
