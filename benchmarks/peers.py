@@ -31,6 +31,11 @@ PEERS = {
     "skactiveml VU": ("sk_uncertainty", "sk_vu"),
     "skactiveml PAL+BIQF": ("pal", "sk_biqf"),
 }
+#: The VU+BIQF peer at equal labels: BIQF run at the rate our default realised on the
+#: same replay (``labels / n``, raised where it spends less) and stopped at exactly that
+#: many labels (:class:`SkBIQFMatched`); the benchmarks fill in ``cap`` from the
+#: default's run.
+MATCHED = {"skactiveml VU+BIQF @ equal labels": ("sk_uncertainty", "sk_biqf_eq")}
 
 
 class MaxPosteriorUtility(Strategy):
@@ -84,18 +89,69 @@ class SkBIQF(_SkManager):
         return BalancedIncrementalQuantileFilter(budget=self.rate)
 
 
+class SkBIQFMatched(SkBIQF):
+    """BIQF held to ``cap`` labels over ``n`` arrivals (the peer at equal labels).
+
+    scikit-activeml's ``BalancedIncrementalQuantileFilter(budget=scale · cap / n)``,
+    refused every label beyond ``cap``. ``scale`` is 1 at first; where BIQF spends
+    less than ``cap`` at that budget (short streams, tied utilities of young trees), the
+    benchmark replays it with a larger ``scale`` (:func:`matched_scales`), so that it
+    gets the same number of labels as our default and its own rule chooses which.
+    The scikit-activeml manager is told only of the labels actually bought.
+    """
+
+    def __init__(
+        self, cap: int, n: int, scale: float = 1.0, window: int = 1000, seed: int | None = None
+    ) -> None:
+        self.cap = cap
+        super().__init__(rate=min(1.0, scale * max(cap, 1) / max(n, 1)), window=window, seed=seed)
+
+    def budget_left(self) -> bool:
+        return self._spent < self.cap
+
+    def _wants(self, score: float, allowed: bool, ts: float | None, pending: int) -> bool:
+        u = np.array([score])
+        queried = self._sk.query_by_utility(u) if allowed else np.array([], dtype=int)
+        self._sk.update(np.zeros((1, 1)), queried, utilities=u)
+        return len(queried) > 0
+
+
+def matched_enough(labels: int, cap: int) -> bool:
+    """Whether the peer's ``labels`` count as equal to ``cap`` (within 1 % or 1 label)."""
+    return cap - labels <= max(1.0, 0.01 * cap)
+
+
+def next_scale(scale: float, labels: int, cap: int) -> float:
+    """The budget scale to try after the peer spent ``labels`` of ``cap`` at ``scale``."""
+    return scale * min(4.0, max(1.1, cap / max(labels, 1)))
+
+
 #: Peer budget spec → class (not in streamal's registry: the conformance suite, which
 #: runs over the registry, would rightly fail them on the guards they do not keep).
 MANAGERS: dict[str, type[_SkManager]] = {"sk_vu": SkVariableUncertainty, "sk_biqf": SkBIQF}
 
 
-def build_peer_learner(model: str, strategy: str, budget: str, rate: float, seed: int) -> Any:
-    """An :class:`~streamal.ActiveLearner` with a peer's utility and budget manager."""
+def build_peer_learner(
+    model: str,
+    strategy: str,
+    budget: str,
+    rate: float,
+    seed: int,
+    cap: int | None = None,
+    n: int | None = None,
+    scale: float = 1.0,
+) -> Any:
+    """An :class:`~streamal.ActiveLearner` with a peer's utility and budget manager
+    (for ``sk_biqf_eq``: at most ``cap`` labels over ``n`` arrivals, BIQF's budget
+    ``scale · cap / n``)."""
     from streamal import ActiveLearner
     from streamal.core.models import build_model
     from streamal.core.registry import make_strategy
 
     utility = MaxPosteriorUtility() if strategy == "sk_uncertainty" else make_strategy(strategy)
-    return ActiveLearner(
-        build_model(model, seed=seed), utility, MANAGERS[budget](rate=rate, seed=seed), seed=seed
-    )
+    if budget == "sk_biqf_eq":
+        assert cap is not None and n is not None
+        manager: BudgetManager = SkBIQFMatched(cap, n, scale, seed=seed)
+    else:
+        manager = MANAGERS[budget](rate=rate, seed=seed)
+    return ActiveLearner(build_model(model, seed=seed), utility, manager, seed=seed)

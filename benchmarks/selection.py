@@ -16,15 +16,19 @@ order (river) or a fixed shuffle (scikit-learn, seed 0) and two more fixed shuff
 
 Configurations: the candidates (``--pairs``), uniform random at the same rate, full
 labels, and scikit-activeml's VariableUncertainty + BIQF, VariableUncertainty and
-StreamProbabilisticAL (their budget managers, unguarded: see ``peers.py``). Each run
-records accuracy, macro-F1, Cohen's kappa and labels used. Results are cached one JSON
-line per run (``--cache``); a rerun computes only what is missing.
+StreamProbabilisticAL (their budget managers, unguarded: see ``peers.py``), and
+VariableUncertainty + BIQF held to the default's label count on the same replay (equal
+labels: ``--peers matched`` runs only that one). ``--extra-dir DIR`` adds every CSV file
+of DIR as a stream of a third group, "external", reported apart (``external.md``). Each
+run records accuracy, macro-F1, Cohen's kappa and labels used. Results are cached one
+JSON line per run (``--cache``); a rerun computes only what is missing.
 
 Usage::
 
-    python benchmarks/selection.py --part first2000 --jobs 2
-    python benchmarks/selection.py --part full --jobs 2
-    python benchmarks/selection.py --report          # tables from the cache
+    python benchmarks/selection.py --part first2000 --models logreg,gnb,hoeffding,arf \
+        --delays 0 --peers matched --extra-dir DIR
+    python benchmarks/selection.py --part full --peers matched --extra-dir DIR
+    python benchmarks/selection.py --extra-dir DIR   # reports from the cache
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ELEC, ROOT, ResultCache, cache_key, materialize, progress  # noqa: E402
 from peers import MANAGERS as PEER_MANAGERS  # noqa: E402
-from peers import PEERS, build_peer_learner  # noqa: E402
+from peers import MATCHED, PEERS, build_peer_learner, matched_enough, next_scale  # noqa: E402
 
 from streamal.defaults import DEFAULT_BUDGET, DEFAULT_STRATEGY  # noqa: E402
 from streamal.messages import Sample  # noqa: E402
@@ -57,6 +61,11 @@ HALVES = {
     "held-out": ("Phishing", "ImageSegments", "Agrawal", "RandomRBFDrift", "wine", "iris"),
 }
 ORDERS = (0, 1, 2)
+#: ``--extra-dir``: CSV streams outside the repository, the group "external" (name →
+#: file). Never tuned on: they are reported apart, in their own files.
+EXTERNAL: dict[str, Path] = {}
+#: Results known before a run (the cache), for the equal-labels peer's label count.
+KNOWN: dict[str, dict[str, Any]] = {}
 #: Streams too short for a label delay of 500 arrivals to mean anything.
 SHORT = ("Phishing", "breast_cancer", "digits", "wine", "iris")
 KEY = ("stream", "order", "limit", "model", "strategy", "budget", "rate", "delay")
@@ -88,6 +97,11 @@ def _sklearn(name: str, order: int) -> list[Sample]:
 def load(name: str, order: int, limit: int | None) -> list[Sample]:
     """One fixed order of a stream of the suite, at most ``limit`` arrivals."""
     n = limit or 10_000
+    if name in EXTERNAL:  # the file's order, then two fixed shuffles (as river's)
+        data = materialize(str(EXTERNAL[name]), 1, None)
+        if order:
+            random.Random(order).shuffle(data)
+        return data[:limit]
     if name in ("SEA", "Agrawal", "Hyperplane", "RandomRBFDrift"):
         return materialize(f"synth:{name}:n={max(n, 2000)}", order + 1, n)
     if name in ("breast_cancer", "digits", "wine", "iris"):
@@ -136,13 +150,22 @@ class _Recorder:
     def learn(self, label: Any) -> bool:
         return bool(self.learner.learn(label))
 
+    def take_queried(self) -> list[Any]:
+        return list(self.learner.take_queried())
 
-def run_one(data: list[Sample], row: dict[str, Any]) -> dict[str, Any]:
-    """Replay one configuration; the row's results."""
+    def finish(self) -> list[Any]:
+        return list(self.learner.finish())
+
+
+def _replay(data: list[Sample], row: dict[str, Any], scale: float = 1.0) -> dict[str, Any]:
     classes = len({s.y for s in data})
     model = _model(row["model"], classes)
     rate, seed = row["rate"], 1
-    if row["budget"] in PEER_MANAGERS:
+    if row["budget"] == "sk_biqf_eq":
+        learner = build_peer_learner(
+            model, row["strategy"], row["budget"], rate, seed, row["cap"], len(data), scale
+        )
+    elif row["budget"] in PEER_MANAGERS:
         learner = build_peer_learner(model, row["strategy"], row["budget"], rate, seed)
     else:
         learner = build_learner(model, row["strategy"], row["budget"], rate, seed)
@@ -161,10 +184,33 @@ def run_one(data: list[Sample], row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def run_one(data: list[Sample], row: dict[str, Any]) -> dict[str, Any]:
+    """Replay one configuration; the row's results. The equal-labels peer is replayed
+    with a larger BIQF budget (at most 6 tries) until it spends the default's labels."""
+    out = _replay(data, row)
+    if row["budget"] == "sk_biqf_eq":
+        scale, tries = 1.0, 1
+        while not matched_enough(out["labels"], row["cap"]) and tries < 6 and scale < 50:
+            scale = next_scale(scale, out["labels"], row["cap"])
+            tries += 1
+            out = _replay(data, row, scale)
+        out |= {"budget_scale": scale, "tries": tries}
+    return out
+
+
 def task(args: tuple[str, int, int | None, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     name, order, limit, todo = args
     data = load(name, order, limit)
-    return [run_one(data, row) for row in todo]
+    out = []
+    for row in todo:
+        if row["budget"] == "sk_biqf_eq":  # the default's labels on this replay
+            mine = dict(row, strategy=DEFAULT_STRATEGY, budget=DEFAULT_BUDGET)
+            ran = KNOWN.get(cache_key(mine, KEY)) or next(
+                r for r in out if cache_key(r, KEY) == cache_key(mine, KEY)
+            )
+            row = row | {"cap": ran["labels"], "matched_to": f"{DEFAULT_STRATEGY}/{DEFAULT_BUDGET}"}
+        out.append(run_one(data, row))
+    return out
 
 
 def plan(
@@ -204,7 +250,7 @@ def plan(
 
 # -- report ----------------------------------------------------------------------------
 def _name(strategy: str, budget: str) -> str:
-    for peer, spec in PEERS.items():
+    for peer, spec in (PEERS | MATCHED).items():
         if spec == (strategy, budget):
             return peer
     return f"{strategy}/{budget}"
@@ -256,9 +302,21 @@ def report(rows: list[dict[str, Any]], default: str) -> dict[str, Any]:
                 c["order_sd"].append(statistics.pstdev(diffs))
                 if gap == gap:
                     c["gap"].append(gap)
+                mine = names.get(default)
+                if mine is not None and len(mine) == len(triples):
+                    ratios = [
+                        r["labels"] / max(1, m["labels"])
+                        for (r, _, _), (m, _, _) in zip(triples, mine, strict=True)
+                    ]
+                    c["labels_vs_default"].append(statistics.fmean(ratios))
+                    c["worst_labels_vs_default"].append(max(abs(x - 1) for x in ratios))
+                    c["runs_at_equal_labels"].extend(
+                        float(abs(r["labels"] - m["labels"]) <= max(1.0, 0.01 * m["labels"]))
+                        for (r, _, _), (m, _, _) in zip(triples, mine, strict=True)
+                    )
                 if name == default:
                     per_stream[f"{stream} @ {rate}"] = {
-                        "half": next(h for h, s in HALVES.items() if stream in s),
+                        "half": next((h for h, s in HALVES.items() if stream in s), "external"),
                         "accuracy": acc,
                         "random": racc,
                         "full": facc,
@@ -267,24 +325,33 @@ def report(rows: list[dict[str, Any]], default: str) -> dict[str, Any]:
                         "labels": statistics.fmean(r["labels"] for r, _, _ in triples),
                     }
         summary = {
-            name: {k: statistics.fmean(v) if v else float("nan") for k, v in c.items()}
+            name: {
+                k: (max(v) if k.startswith("worst") else statistics.fmean(v)) if v else float("nan")
+                for k, v in c.items()
+            }
             | {"rows": len(c["accuracy"])}
             for name, c in configs.items()
         }
-        peer = "skactiveml VU+BIQF"
         versus = {}
-        if default in configs and peer in configs:
-            ours, theirs = configs[default]["accuracy"], configs[peer]["accuracy"]
-            d = [a - b for a, b in zip(ours, theirs, strict=True)]
-            versus = {
-                "default_minus_vu_biqf": statistics.fmean(d),
-                "ahead_rows": sum(x > 0 for x in d),
-                "rows": len(d),
-                "labels_share_default": summary[default]["labels_share"],
-                "labels_share_peer": summary[peer]["labels_share"],
-            }
+        for peer in (*MATCHED, "skactiveml VU+BIQF"):  # equal labels first
+            if default in configs and peer in configs:
+                ours, theirs = configs[default]["accuracy"], configs[peer]["accuracy"]
+                d = [a - b for a, b in zip(ours, theirs, strict=True)]
+                versus = {
+                    "peer": peer,
+                    "default_minus_vu_biqf": statistics.fmean(d),
+                    "ahead_rows": sum(x > 0 for x in d),
+                    "rows": len(d),
+                    "labels_share_default": summary[default]["labels_share"],
+                    "labels_share_peer": summary[peer]["labels_share"],
+                    "worst_labels_vs_default": summary[peer].get(
+                        "worst_labels_vs_default", float("nan")
+                    ),
+                    "runs_at_equal_labels": summary[peer].get("runs_at_equal_labels", float("nan")),
+                }
+                break
         halves = {}
-        for half in HALVES:
+        for half in (*HALVES, "external"):
             gaps = [v["gap"] for v in per_stream.values() if v["half"] == half]
             gaps = [g for g in gaps if g == g]  # nan: full and random level
             halves[half] = statistics.fmean(gaps) if gaps else float("nan")
@@ -301,8 +368,9 @@ def _headline(summary: dict[str, Any], default: str) -> list[str]:
     """One row per group: the default's gap closed, wins over random, against VU+BIQF."""
     lines = [
         "| replay | default's mean gap closed | default ahead of random | "
-        "default − VU+BIQF (points) | ahead rows | labels / budget: default, VU+BIQF |",
-        "|---|---|---|---|---|---|",
+        "default − VU+BIQF (points) | ahead rows | labels / budget: default, VU+BIQF "
+        "| peer's runs at the default's labels ±1 % or ±1 label |",
+        "|---|---|---|---|---|---|---|",
     ]
     for tag, s in summary.items():
         c = s["configs"].get(default)
@@ -311,9 +379,10 @@ def _headline(summary: dict[str, Any], default: str) -> list[str]:
             continue
         peer = (
             f"{100 * v['default_minus_vu_biqf']:+.2f} | {v['ahead_rows']}/{v['rows']} | "
-            f"{v['labels_share_default']:.3f}, {v['labels_share_peer']:.3f}"
+            f"{v['labels_share_default']:.3f}, {v['labels_share_peer']:.3f} | "
+            f"{v['runs_at_equal_labels']:.0%} ({v['peer']})"
             if v
-            else "— | — | —"
+            else "— | — | — | —"
         )
         lines.append(f"| {tag} | {c['gap']:.2f} | {c['win']:.0%} of {c['rows']} | {peer} |")
     return lines + [""]
@@ -339,12 +408,15 @@ def _markdown(summary: dict[str, Any], default: str) -> str:
         if v:
             lines += [
                 "",
-                "Default − scikit-activeml VU+BIQF: "
+                f"Default − {v['peer']}: "
                 f"{100 * v['default_minus_vu_biqf']:+.2f} points, "
                 f"ahead on {v['ahead_rows']}/{v['rows']} stream × rate rows; labels / budget "
-                f"{v['labels_share_default']:.3f} against {v['labels_share_peer']:.3f}. "
-                f"Default's mean gap closed: tune half {s['default_gap_by_half']['tune']:.2f}, "
-                f"held-out half {s['default_gap_by_half']['held-out']:.2f}.",
+                f"{v['labels_share_default']:.3f} against {v['labels_share_peer']:.3f} "
+                f"({v['runs_at_equal_labels']:.0%} of the peer's runs within 1 % or 1 label of "
+                f"the default's; worst {100 * v['worst_labels_vs_default']:.1f}% off). "
+                "Default's mean gap closed: "
+                + ", ".join(f"{h} {g:.2f}" for h, g in s["default_gap_by_half"].items() if g == g)
+                + ".",
             ]
         lines += ["", "| stream @ rate | half | default | random | full | gap closed | order SD |"]
         lines += ["|---|---|---|---|---|---|---|"]
@@ -388,8 +460,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", action="append", choices=sorted(PARTS), default=[])
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--streams", help="comma-separated stream names (default: the suite)")
-    parser.add_argument("--pairs", help="comma-separated STRATEGY/BUDGET candidates")
+    parser.add_argument(
+        "--pairs", help="STRATEGY/BUDGET candidates, separated by ',' (or ';' if a spec has ',')"
+    )
     parser.add_argument("--no-peers", action="store_true", help="skip scikit-activeml")
+    parser.add_argument(
+        "--peers",
+        choices=("all", "matched"),
+        default="all",
+        help="all: VU+BIQF, VU, PAL+BIQF as they spend, and VU+BIQF at the default's labels; "
+        "matched: only VU+BIQF at the default's labels",
+    )
+    parser.add_argument("--models", help="comma-separated model families (override the part's)")
+    parser.add_argument("--rates", help="comma-separated rates (override the part's)")
+    parser.add_argument("--delays", help="comma-separated delays (override the part's)")
+    parser.add_argument(
+        "--extra-dir",
+        type=Path,
+        help="add every CSV file of DIR (header row, target the last column) as a stream of "
+        "a third group, 'external', reported apart (external.md); never tune on them",
+    )
     parser.add_argument(
         "--cache", type=Path, default=ROOT / "benchmarks" / "results" / "selection.jsonl"
     )
@@ -398,17 +488,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cache = ResultCache(args.cache, KEY)
     streams = [s.strip() for s in args.streams.split(",")] if args.streams else []
-    streams = streams or [s for half in HALVES.values() for s in half]
+    if args.extra_dir:
+        for f in sorted(args.extra_dir.glob("*.csv")) + sorted(args.extra_dir.glob("*.csv.gz")):
+            EXTERNAL[f"ext:{f.name.split('.')[0]}"] = f
+    streams = streams or [s for half in HALVES.values() for s in half] + list(EXTERNAL)
     if not ELEC.is_file() and "Elec2" in streams:
         print(f"{ELEC} not found: Elec2 skipped (set STREAMAL_ELEC2)", file=sys.stderr)
         streams.remove("Elec2")
     pairs = list(CANDIDATES)
     if args.pairs:
-        pairs = [tuple(p.split("/", 1)) for p in args.pairs.split(",")]  # type: ignore[misc]
+        sep = ";" if ";" in args.pairs else ","  # ";" when specs carry k=v,k=v
+        pairs = [tuple(p.split("/", 1)) for p in args.pairs.split(sep)]  # type: ignore[misc]
     if not args.no_peers:
-        pairs += list(PEERS.values())
+        default_pair = (DEFAULT_STRATEGY, DEFAULT_BUDGET)
+        if default_pair not in pairs:  # the equal-labels peer needs the default's labels
+            pairs.insert(0, default_pair)
+        pairs += (list(PEERS.values()) if args.peers == "all" else []) + list(MATCHED.values())
+    KNOWN.update(cache.rows)
     for part in args.part:
-        p = PARTS[part]
+        p = dict(PARTS[part])
+        for opt, cast in (("models", str), ("rates", float), ("delays", int)):
+            if getattr(args, opt):
+                p[opt] = [cast(v) for v in getattr(args, opt).split(",")]
         tasks = plan(streams, p["models"], p["rates"], p["delays"], p["limit"], pairs, cache)
         if part != "first2000":  # PAL costs 3-5x, and the ablations: first sweep only
             for t in tasks:
@@ -428,12 +529,19 @@ def main(argv: list[str] | None = None) -> int:
                 progress(done, total, f"{rows[0]['stream']} ({minutes:.1f} min)")
         print(file=sys.stderr)
     default = f"{DEFAULT_STRATEGY}/{DEFAULT_BUDGET}"
-    rows = [r for r in cache.rows.values() if r["stream"] in streams]
-    summary = report(rows, default)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    (args.out / "selection.md").write_text(_markdown(summary, default))
-    print(f"report: {args.out}/selection.md")
+    for group, names, stem in (
+        ("suite", [s for s in streams if s not in EXTERNAL], "selection"),
+        ("external", [s for s in streams if s in EXTERNAL], "external"),
+    ):
+        rows = [r for r in cache.rows.values() if r["stream"] in names]
+        if not rows:
+            continue
+        summary = report(rows, default)
+        json_name = "summary.json" if group == "suite" else "external.json"
+        (args.out / json_name).write_text(json.dumps(summary, indent=1, default=str))
+        (args.out / f"{stem}.md").write_text(_markdown(summary, default))
+        print(f"report ({group}): {args.out}/{stem}.md")
     return 0
 
 

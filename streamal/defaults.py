@@ -13,7 +13,7 @@ DEFAULT_MODEL = "arf"
 #: Strategy spec (see :mod:`streamal.core.registry`).
 DEFAULT_STRATEGY = "margin"
 #: Budget manager spec.
-DEFAULT_BUDGET = "reserve_quantile:initial=100"
+DEFAULT_BUDGET = "reserve_quantile:initial=200"
 #: Share of arrivals that may be labelled.
 DEFAULT_RATE = 0.1
 #: Seed of every random choice when none is given.

@@ -1,4 +1,5 @@
-"""Smoke runs of the warm-start and drift-response benchmarks, so that they cannot rot."""
+"""Smoke runs of the warm-start, drift-response and selection benchmarks, so that they
+cannot rot."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import drift_response  # noqa: E402
+import selection  # noqa: E402
 import warm_start  # noqa: E402
 
 
@@ -26,3 +28,48 @@ def test_drift_response_benchmark_reports_the_delay() -> None:
     out = drift_response.one("agrawal", "logreg", "drift_aware", 1, 0.1, "0")
     assert out["delay"] is not None and 0 < out["delay"] <= 1000
     assert out["false_alarms"] == 0 and out["labels_after"] > 0
+
+
+def test_selection_peer_at_equal_labels_spends_the_defaults_labels() -> None:
+    rows = [
+        {
+            "stream": "iris",
+            "order": order,
+            "limit": None,
+            "model": "gnb",
+            "strategy": strategy,
+            "budget": budget,
+            "rate": 0.2,
+            "delay": 0,
+        }
+        for order in (0, 1)
+        for strategy, budget in (
+            (selection.DEFAULT_STRATEGY, selection.DEFAULT_BUDGET),
+            ("sk_uncertainty", "sk_biqf_eq"),
+        )
+    ]
+    for order in (0, 1):
+        ours, peer = selection.task(("iris", order, None, rows[2 * order : 2 * order + 2]))
+        assert peer["cap"] == ours["labels"] > 0
+        assert ours["labels"] - max(1, 0.01 * ours["labels"]) <= peer["labels"] <= ours["labels"]
+
+
+def test_selection_reports_an_extra_directory_apart(tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+
+    data = load_iris()
+    lines = ["a,b,c,d,target"] + [
+        ",".join(map(str, [*x, y])) for x, y in zip(data.data, data.target, strict=True)
+    ]
+    (tmp_path / "ext").mkdir()
+    (tmp_path / "ext" / "flowers.csv").write_text("\n".join(lines) + "\n")
+    argv = ["--part", "first2000", "--models", "gnb", "--rates", "0.1", "--delays", "0"]
+    argv += ["--streams", "ext:flowers", "--peers", "matched", "--extra-dir", str(tmp_path / "ext")]
+    argv += ["--cache", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "out")]
+    try:
+        assert selection.main(argv) == 0
+    finally:
+        selection.EXTERNAL.clear()
+    assert not (tmp_path / "out" / "selection.md").exists()  # the suite stays apart
+    report = (tmp_path / "out" / "external.md").read_text()
+    assert "skactiveml VU+BIQF @ equal labels" in report and "| external |" in report

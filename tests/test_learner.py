@@ -56,6 +56,16 @@ def test_duplicate_unknown_and_expired_labels_are_reported_not_raised() -> None:
     assert (al.stats.expired, al.stats.unknown, al2.stats.duplicate) >= (1, 1, 1)
 
 
+def test_an_id_whose_query_was_closed_is_not_bought_again() -> None:
+    al = learner()
+    al.budget = budgets.FullBudget()
+    assert al.process(sample(1)).queried
+    assert al.apply(Label(sample_id="1", y=False)) is LabelOutcome.APPLIED
+    again = al.process(sample(1))  # its label would be refused as a duplicate
+    assert not again.queried and al.budget.spent == 1
+    assert al.process(sample(2)).queried  # other ids still are
+
+
 def test_ttl_in_seconds_when_samples_carry_time() -> None:
     al = learner(ttl=10.0)
     d = al.process(sample(0, ts=1000.0))

@@ -310,6 +310,8 @@ class ActiveLearner:
         self._closed = _RecentIds(remember)
         #: Applied labels not folded yet: (sample id, purpose, correct, propensity).
         self._applied: list[tuple[str, Purpose, bool, float | None]] = []
+        #: Their ids, so that ``process`` can tell a closed id without folding.
+        self._applied_ids: set[str] = set()
         self._now = 0.0
         self._next_deadline: float | None = None
         self._audit_plan = AuditPlan(audit, budget.rate, budget.window, seed) if audit else None
@@ -324,6 +326,7 @@ class ActiveLearner:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_guard", None)
+        state.pop("_applied_ids", None)  # rebuilt from ``_applied`` on load
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -343,6 +346,7 @@ class ActiveLearner:
         state.pop("_audit_owed", None)
         state.setdefault("_evaluation", state.pop("evaluation", None) or LabelEvaluation())
         state.setdefault("_applied", [])
+        state.setdefault("_applied_ids", {entry[0] for entry in state["_applied"]})
         state.setdefault("classes", None)
         state.setdefault("_label_type", None)
         state.setdefault("_class_keys", None)
@@ -421,7 +425,12 @@ class ActiveLearner:
         if self.audit:
             queried, allowed, purpose, propensity = self._decide_audited(score, now)
         else:
-            queried, allowed, propensity = self.budget.verdict(score, now, len(pending))
+            # An id whose query was closed (answered, expired) is not bought again: its
+            # label would be refused as closed, so the label would be paid for in vain.
+            fresh = sample_id not in self._applied_ids and self._closed.get(sample_id) is None
+            queried, allowed, propensity = self.budget.verdict(
+                score, now, len(pending), allowed=fresh
+            )
             purpose = "learn"
         if strategy.stateful:
             strategy.observe(x)
@@ -619,6 +628,7 @@ class ActiveLearner:
         self.budget.on_label(correct)
         applied = self._applied
         applied.append((sample_id, entry.purpose, correct, entry.propensity))
+        self._applied_ids.add(sample_id)
         if len(applied) >= _FOLD_EVERY:
             self._fold_applied()
         self.stats.applied += 1
@@ -677,6 +687,7 @@ class ActiveLearner:
     def _fold_applied(self) -> None:
         """Bring the closed-id memory and the evaluation up to date with the applied log."""
         applied, self._applied = self._applied, []
+        self._applied_ids = set()
         if applied:
             ids, purposes, hits, propensities = zip(*applied, strict=True)
             self._closed.add_all(ids, _APPLIED)
