@@ -221,23 +221,7 @@ class KafkaSource:
                 if batches or wait_ms >= left_ms:
                     break
         self._flowing = bool(batches)
-        new = tuple.__new__  # an Envelope from its fields, without keyword handling
-        return [
-            new(
-                Envelope,
-                (
-                    r.topic,
-                    r.partition,
-                    r.offset,
-                    r.key,
-                    r.value,
-                    tuple([(k, v or b"") for k, v in r.headers]) if r.headers else (),
-                    r.timestamp,
-                ),
-            )
-            for records in batches.values()
-            for r in records
-        ]
+        return _envelopes(batches)
 
     def commit(self, offsets: Mapping[TopicPartition, int], wait: bool = True) -> None:
         assigned = self._consumer.assignment()
