@@ -92,6 +92,14 @@ class PartitionState:
         Hash of the learner settings; an owner with other settings refuses the record.
     instance
         The instance that wrote the record.
+    written_at
+        Wall-clock time of the record.
+    labels
+        For the partition that carries the duty to dead-letter refused labels (group
+        mode: samples partition 0), the next offset of each labels partition the writer
+        had read: every refused label before it was dead-lettered by the writer, so the
+        next owner writes only the ones after. Records written before this field
+        existed restore as ``{}``.
     """
 
     partition: int
@@ -101,6 +109,11 @@ class PartitionState:
     config_hash: str = ""
     instance: str = ""
     written_at: float = field(default_factory=time.time)
+    labels: dict[int, int] = field(default_factory=dict)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Records written before a field existed restore it with its default.
+        self.__dict__.update({"labels": {}, **state})
 
 
 def decision_state(learner: ActiveLearner) -> dict[str, Any]:

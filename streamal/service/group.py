@@ -26,6 +26,16 @@ of the work scale differently:
   its end, restores each partition's decider, seeks the partition to the state's offset
   and publishes the record's queries again (same ids: the replicas and the oracle see
   duplicates they ignore).
+- **Refused labels go to dead letters once.** Every instance reads every label, so every
+  instance counts a label it refuses (unreadable, unknown class, wrong type), but only
+  the owner of samples partition :data:`DEAD_LETTER_PARTITION` writes its dead letter.
+  That partition's state record carries the labels positions its writer had read
+  (:attr:`~streamal.core.partition.PartitionState.labels`): the next owner writes the
+  refused labels after them, including the ones it read (and kept, bounded) before it
+  owned the partition. So a refused label is dead-lettered exactly once across the
+  group through rebalances; after a crash, the dead letters since the crashed owner's
+  last record are written again (as a single instance redoes its work since its last
+  snapshot).
 
 A (re)started instance restores its own snapshot, then reads the queries and labels it
 missed up to their end before it joins the group (``group.catch_up_timeout`` bounds it);
@@ -100,6 +110,7 @@ from streamal.messages import Label, Limits, check_label, decode_label, decode_q
 from streamal.service.handlers import MessageHandler, Topics
 from streamal.service.loop import LoopPolicy, Service, tune_gc
 from streamal.service.metrics import Metrics
+from streamal.service.outputs import classify
 from streamal.transports.base import Envelope, Reader, Sink, Source, TopicPartition
 
 __all__ = ["GroupMetrics", "GroupService", "default_instance_id"]
@@ -112,6 +123,13 @@ MAX_EARLY_LABELS = 10_000
 MAX_LEARNED = 100_000
 #: Seconds between two looks for new partitions of the queries and labels topics.
 REASSIGN_EVERY = 10.0
+#: The samples partition whose owner writes the dead letters of refused labels: one
+#: fixed partition, so that exactly one instance has the duty at any time, and it moves
+#: with that partition's state (refused labels are rare: the extra work is small).
+DEAD_LETTER_PARTITION = 0
+#: Refused labels kept by an instance without that partition, for when it takes it over
+#: (the previous owner may not have read them yet); the oldest go first.
+MAX_REFUSED = 10_000
 _INF = math.inf
 
 
@@ -287,7 +305,13 @@ class GroupService(Service):
         #: The newest state record of each samples partition read from the state topic.
         self.states: dict[int, bytes] = {}
         self.caught_up = False
-        self._early: OrderedDict[str, Label] = OrderedDict()
+        self._early: OrderedDict[str, tuple[Label, Envelope]] = OrderedDict()
+        #: Refused labels read without the dead-letter partition: (labels partition,
+        #: offset) -> (envelope, reason, error).
+        self._refused: OrderedDict[tuple[int, int], tuple[Envelope, str, str]] = OrderedDict()
+        #: Next labels offset per labels partition from which this instance (as owner of
+        #: the dead-letter partition) writes refused labels' dead letters.
+        self._refused_from: dict[int, int] = {}
         self._learned: OrderedDict[str, Any] = OrderedDict()
         self._replica_changed = False
         self._next_reassign = 0.0
@@ -505,7 +529,7 @@ class GroupService(Service):
         )
         early = self._early.pop(sample_id, None)
         if early is not None:
-            self._learn(early)
+            self._learn(*early)
 
     def _on_label(self, env: Envelope) -> None:
         policy = self.handler.policy
@@ -515,23 +539,43 @@ class GroupService(Service):
             refused = policy.refuse(label.y)
             if refused is not None:
                 raise MessageRejected("unknown_class", refused)
-        except (DecodeError, MessageRejected) as err:
-            self.metrics.label("rejected")
-            log.debug("label at %s/%d/%d refused: %s", env.topic, env.partition, env.offset, err)
+        except DecodeError as err:
+            self._refuse(env, classify(env.value, err), str(err))
+            return
+        except MessageRejected as err:
+            self._refuse(env, err.code, str(err))
             return
         replica, sample_id = self.replica, label.sample_id
         if sample_id in replica.pending or replica.outcome_of(sample_id) is not None:
-            self._learn(label)
+            self._learn(label, env)
         elif label.x is not None and policy.unsolicited:
-            self._learn(label)
+            self._learn(label, env)
         else:  # its query has not been read yet (or it has none): wait, bounded
             early = self._early
-            early[sample_id] = label
+            early[sample_id] = (label, env)
             if len(early) > MAX_EARLY_LABELS:
                 early.popitem(last=False)
                 self.metrics.label(LabelOutcome.UNKNOWN.value)
 
-    def _learn(self, label: Label) -> None:
+    def _refuse(self, env: Envelope, reason: str, error: str) -> None:
+        """A label refused: counted here; dead-lettered by the dead-letter partition's owner.
+
+        Without that partition the label is kept (bounded) in case this instance takes
+        the partition over from an owner that has not read it yet (:meth:`_take`).
+        """
+        self.metrics.label("rejected")
+        log.debug("label at %s/%d/%d refused: %s", env.topic, env.partition, env.offset, error)
+        handler = self.handlers.get(DEAD_LETTER_PARTITION)
+        if handler is None:
+            refused = self._refused
+            refused[(env.partition, env.offset)] = (env, reason, error)
+            if len(refused) > MAX_REFUSED:
+                refused.popitem(last=False)
+        elif env.offset >= self._refused_from.get(env.partition, 0):
+            handler.dead_letter(env, reason, error, "label")
+            self.dirty.add(DEAD_LETTER_PARTITION)  # its record moves the labels positions
+
+    def _learn(self, label: Label, env: Envelope) -> None:
         replica = self.replica
         try:
             if label.x is not None and self.handler.policy.unsolicited:
@@ -539,8 +583,7 @@ class GroupService(Service):
             else:
                 outcome = replica.apply(label)
         except MessageRejected as err:
-            self.metrics.label("rejected")
-            log.debug("label for %r refused: %s", label.sample_id, err)
+            self._refuse(env, err.code, str(err))
             return
         self.metrics.label(outcome.value, label.sample_id)
         if outcome is LabelOutcome.APPLIED:
@@ -581,6 +624,8 @@ class GroupService(Service):
                 self.config_hash,
                 self.instance_id,
             )
+            if p == DEAD_LETTER_PARTITION:
+                state.labels = self._labels_read()
             sink.send(self.state_topic, encode_state(state, self.key), str(p).encode())
             # One record per flush: each is its own batch, so even a broker that lists
             # a batch's first offset as the end (tansu) lists the state topic's end right.
@@ -616,6 +661,11 @@ class GroupService(Service):
         self.metrics.checkpoint(time.perf_counter() - t0)
         return True
 
+    def _labels_read(self) -> dict[int, int]:
+        """Next offset of each labels partition read (by the side reader)."""
+        labels = self.topics.labels
+        return {p: pos for (topic, p), pos in self.offsets.positions.items() if topic == labels}
+
     def _flush_failed(self) -> bool:
         log.warning(
             "checkpoint skipped: messages still in flight after %.0f s", self.policy.flush_timeout
@@ -630,9 +680,8 @@ class GroupService(Service):
         self._assigned.difference_update(partitions)
         try:
             if not self._failed:
-                # The commit does not wait: kafka-python 3 runs this callback on the
-                # consumer's I/O thread, where a blocking commit raises; the next owner
-                # starts from the state record (flushed here) anyway.
+                # The commit need not wait: the next owner starts from the state
+                # record (flushed here) anyway.
                 self.checkpoint(wait_commit=False)
         except BaseException as err:  # the client swallows callback errors
             self._callback_error = err
@@ -681,6 +730,8 @@ class GroupService(Service):
                 y = self._learned.get(entry.sample_id, _MISSING)
                 if y is not _MISSING:
                     decider.settle(entry.sample_id, y)
+            if p == DEAD_LETTER_PARTITION:
+                self._refused_from = dict(state.labels)
             log.info(
                 "samples partition %d: resumed at offset %d from %s's state (%d seen, %d "
                 "queried, %d pending, %d queries re-published)",
@@ -704,6 +755,18 @@ class GroupService(Service):
         )
         handler.policy = self.handler.policy
         self.handlers[p] = handler
+        if p == DEAD_LETTER_PARTITION:
+            self._take_refused(record is not None)
+
+    def _take_refused(self, from_state: bool) -> None:
+        """Write the kept refused labels the previous owner had not read; forget the rest."""
+        if not from_state:
+            self._refused_from = {}
+        kept, self._refused = self._refused, OrderedDict()
+        for (part, offset), (env, reason, error) in kept.items():
+            if offset >= self._refused_from.get(part, 0):
+                self.handlers[DEAD_LETTER_PARTITION].dead_letter(env, reason, error, "label")
+                self.dirty.add(DEAD_LETTER_PARTITION)
 
     def _read_states(self) -> None:
         """Read the state topic up to its end (bounded by ``catch_up_timeout``)."""
