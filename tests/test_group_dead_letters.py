@@ -125,7 +125,7 @@ def test_refused_labels_are_dead_lettered_once_through_partition_moves(tmp_path:
     second = _bad_labels(broker, "two", open_id)
     a.run(timeout=0.0)  # a writes them, and its state record says how far it read
     state = decode_state(broker.records("streamal.state")[-1].value or b"")
-    assert state.partition == DEAD_LETTER_PARTITION and sum(state.labels.values()) > 0
+    assert state.partition == DEAD_LETTER_PARTITION and sum(state.read.values()) > 0
     a.close()
     b.run(timeout=0.0)  # b reads them before it takes partition 0 over
     b.run(timeout=0.0)
