@@ -204,13 +204,11 @@ def test_hostile_messages_and_planted_state_records_in_group_mode(
     broker = _broker()
     a, b = _member(broker, tmp_path, "a", key), _member(broker, tmp_path, "b", key)
     answered: set[str] = set()
-    sent: Counter[str] = Counter()
     samples = 0
     # 1. The hostile stream on samples and labels, with an oracle answering the queries.
     for i, (_kind, topic, value) in enumerate(hostile.hostile_stream(3000, seed=5)):
         k = None if topic == hostile.LABELS or value is None else b"%d" % i
         broker.produce(TOPIC[topic], value, k)
-        sent[topic] += 1
         samples += topic == hostile.SAMPLES
         if i % 250 == 249:
             _run([a, b], 1)
