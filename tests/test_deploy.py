@@ -60,10 +60,30 @@ def test_every_streamal_variable_is_a_real_setting(compose: dict[str, Any]) -> N
         assert key in field.annotation.model_fields, f"{name}: no setting {section}.{key}"  # type: ignore[union-attr]
 
 
-def test_the_topics_job_creates_every_configured_topic(compose: dict[str, Any]) -> None:
+def _specs(env: dict[str, str], argv: list[str], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The topics ``streamal topics create`` (``argv``) makes with exactly ``env``."""
+    import os
+
+    from streamal.cli.topics_cmd import topic_specs
+    from streamal.service.config import load_settings
+
+    for name in [n for n in os.environ if n.startswith("STREAMAL_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    partitions = int(argv[argv.index("--partitions") + 1]) if "--partitions" in argv else None
+    return topic_specs(load_settings(), partitions, None, None)
+
+
+def test_the_topics_job_creates_every_configured_topic(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     services = compose["services"]
-    script = "\n".join(services["topics"]["command"])
-    created = set(re.search(r"for topic in ([^;]+);", script).group(1).split())  # type: ignore[union-attr]
+    topics = services["topics"]
+    # The service's own image and command, with the service's topic settings.
+    assert topics["image"] == services["streamal"]["image"]
+    assert topics["command"][:2] == ["topics", "create"]
+    created = {spec.name for spec in _specs(_env(topics), topics["command"], monkeypatch)}
     configured = {
         v
         for s in services.values()
@@ -71,6 +91,7 @@ def test_the_topics_job_creates_every_configured_topic(compose: dict[str, Any]) 
         if k.startswith("STREAMAL_TOPICS__")
     }
     assert configured and configured <= created
+    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
     depends = services["streamal"]["depends_on"]["topics"]["condition"]
     assert depends == "service_completed_successfully"
 
@@ -82,15 +103,25 @@ def test_container_commands_are_real_commands_and_options(compose: dict[str, Any
         for name, s in compose["services"].items()
         if s.get("image") == "streamal:latest"
     }
-    assert {"streamal", "oracle"} <= set(commands)
+    assert {"streamal", "oracle", "topics"} <= set(commands)
     for name, command in commands.items():
         argv = command if isinstance(command, list) else shlex.split(command)
-        helped = runner.invoke(app, [argv[0], "--help"], terminal_width=200)
-        assert helped.exit_code == 0, f"{name}: `streamal {argv[0]}` does not exist"
-        for option in (a for a in argv[1:] if a.startswith("--")):
-            assert option in helped.output, f"{name}: `streamal {argv[0]}` has no {option}"
+        assert_real_command(runner, name, argv)
     # The oracle must know the labels of the very stream the producer sends.
     assert commands["oracle"][1] == commands["producer"][1]
+
+
+def assert_real_command(runner: CliRunner, name: str, argv: list[str]) -> None:
+    """``streamal <argv>`` names a real command (or subcommand) and real options."""
+    path = argv[:1]
+    helped = runner.invoke(app, [*path, "--help"], terminal_width=200)
+    assert helped.exit_code == 0, f"{name}: `streamal {argv[0]}` does not exist"
+    if "Commands" in helped.output and len(argv) > 1 and not argv[1].startswith("-"):
+        path = argv[:2]  # a command group: `streamal topics create`
+        helped = runner.invoke(app, [*path, "--help"], terminal_width=200)
+        assert helped.exit_code == 0, f"{name}: `streamal {' '.join(path)}` does not exist"
+    for option in (a for a in argv[len(path) :] if a.startswith("--")):
+        assert option in helped.output, f"{name}: `streamal {' '.join(path)}` has no {option}"
 
 
 def test_prometheus_scrapes_the_service_port_and_grafana_reads_prometheus(
@@ -135,8 +166,9 @@ def test_the_health_check_probes_serve_only(compose: dict[str, Any]) -> None:
             continue
         args = ["/usr/local/bin/python", "/usr/local/bin/streamal", *service["command"]]
         ports[name] = http_port(args, {k: str(v) for k, v in _env(service).items()})
-    # The producer and the oracle serve no HTTP: an HTTP probe would mark them unhealthy.
-    assert ports == {"streamal": 9108, "producer": None, "oracle": None}
+    # The producer, the oracle and the topics job serve no HTTP: an HTTP probe would mark
+    # them unhealthy.
+    assert ports == {"streamal": 9108, "producer": None, "oracle": None, "topics": None}
 
 
 def test_the_health_check_asks_healthz_of_serve() -> None:

@@ -116,23 +116,32 @@ def test_compose_scale_runs_replicas_in_group_mode(
     assert grace is not None and int(grace.group(1)) >= 60
 
 
+def _specs(settings: Settings, argv: list[str]) -> dict[str, Any]:
+    """The topics ``streamal topics create`` (``argv``) makes with ``settings``, by name."""
+    from streamal.cli.topics_cmd import topic_specs
+
+    assert argv[:2] == ["topics", "create"], argv
+    partitions = int(argv[argv.index("--partitions") + 1]) if "--partitions" in argv else None
+    replication = int(argv[argv.index("--replication") + 1]) if "--replication" in argv else None
+    return {s.name: s for s in topic_specs(settings, partitions, replication, None)}
+
+
 def test_compose_scale_creates_enough_partitions_and_a_compacted_state_topic(
     scaled: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     services = scaled["services"]
-    settings = _load(_env(services["streamal"]), monkeypatch)
-    script = "\n".join(services["topics"]["command"])
-    samples = re.search(rf"--topic {re.escape(settings.topics.samples)} --partitions (\d+)", script)
-    assert (
-        samples is not None and int(samples.group(1)) >= services["streamal"]["deploy"]["replicas"]
-    )
-    state = re.search(rf"--topic {re.escape(settings.group.state_topic)} (.*)", script)
-    assert state is not None and "cleanup.policy=compact" in state.group(1)
-    listed = re.search(r"for topic in ([^;]+);", script)
-    assert listed is not None
-    created = set(listed.group(1).split()) | {settings.topics.samples}
+    streamal, topics = services["streamal"], services["topics"]
+    # The topics job reads the replicas' settings (the same topics, group mode).
+    settings = _load(_env(topics), monkeypatch)
+    assert settings.topics == _load(_env(streamal), monkeypatch).topics
+    specs = _specs(settings, topics["command"])
+    samples = specs[settings.topics.samples]
+    assert samples.partitions >= streamal["deploy"]["replicas"]
+    state = specs[settings.group.state_topic]
+    assert state.configs == {"cleanup.policy": "compact"}
     configured = {v for s in services.values() for k, v in _env(s).items() if "TOPICS__" in k}
-    assert configured <= created
+    assert configured <= set(specs)
+    assert topics["image"] == streamal["image"]
 
 
 def test_prometheus_discovers_every_replica(scaled: dict[str, Any]) -> None:
@@ -291,23 +300,32 @@ def test_service_monitor_scrapes_the_metrics_port(kube: dict[str, dict[str, Any]
 
 
 def test_topics_job_creates_partitioned_samples_and_compacted_state(
-    kube: dict[str, dict[str, Any]],
+    kube: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from test_deploy import assert_real_command
+    from typer.testing import CliRunner
+
     job = kube["Job"]
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    script = "\n".join(container["args"])
-    env = {v["name"]: v.get("value") for v in container["env"]}
-    assert int(env["SAMPLES_PARTITIONS"]) >= kube["StatefulSet"]["spec"]["replicas"]
-    assert '--topic "$STREAMAL_TOPICS__SAMPLES" --partitions "$SAMPLES_PARTITIONS"' in script
-    state = script[script.index('"$STREAMAL_GROUP__STATE_TOPIC"') :]
-    assert "cleanup.policy=compact" in state
-    for name in ("LABELS", "QUERIES", "DEAD_LETTERS"):
-        assert f'"$STREAMAL_TOPICS__{name}"' in script
-    # Every variable the script reads comes from the ConfigMap or the Job's own env.
-    known = set(kube["ConfigMap"]["data"]) | set(env)
-    for name in re.findall(r"\$\{?(STREAMAL_\w+?)(?::-[^}]*)?\}?\b", script):
-        assert name in known or name.endswith("SSL_CAFILE"), name
+    # The replicas' image, settings (the ConfigMap) and Kafka credentials.
+    assert container["image"] == _container(kube)["image"]
     assert container["envFrom"][0]["configMapRef"]["name"] == kube["ConfigMap"]["metadata"]["name"]
+    pod_secrets = {v["name"]: v.get("valueFrom") for v in _container(kube)["env"]}
+    for var in container.get("env", []):
+        assert var["name"].startswith("STREAMAL_KAFKA__"), var["name"]
+        assert pod_secrets[var["name"]] == var["valueFrom"], var["name"]
+    argv = container["args"]
+    assert_real_command(CliRunner(), "topics job", argv)
+    settings = _load(dict(kube["ConfigMap"]["data"]), monkeypatch)
+    specs = _specs(settings, argv)
+    samples = specs[settings.topics.samples]
+    assert samples.partitions >= kube["StatefulSet"]["spec"]["replicas"]
+    assert specs[settings.group.state_topic].configs == {"cleanup.policy": "compact"}
+    assert all(spec.replication == 3 for spec in specs.values())
+    for name in ("samples", "labels", "queries", "dead_letters"):
+        assert getattr(settings.topics, name) in specs
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] and not security["allowPrivilegeEscalation"]
 
 
 # -- Grafana ----------------------------------------------------------------------------

@@ -263,8 +263,10 @@ def test_state_records_are_signed_and_checked(tmp_path: Path) -> None:
     planted = PartitionState(0, 0, {}, config_hash="h")
     broker.produce("streamal.state", encode_state(planted), b"0")  # unsigned
     member = _member(broker, tmp_path, "a", key=b"secret")
-    with pytest.raises(CheckpointError, match="not signed"):
-        member.run(timeout=0.0)
+    member.run(timeout=0.0)  # refused (logged and counted), not loaded, not fatal
+    refused = member.metrics.registry.get_sample_value("streamal_state_records_refused_total")
+    assert refused == 1
+    assert member.states == {} and member.deciders[0].stats.seen == 0
 
 
 def test_state_of_other_settings_is_refused(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "streamal.cli.replay_cmd",
     "streamal.cli.info_cmd",
     "streamal.cli.serve_cmd",
+    "streamal.cli.topics_cmd",
     "streamal.cli.catalog_cmd",
     "streamal.cli.companions_cmd",
     "streamal.cli.annotate_cmd",

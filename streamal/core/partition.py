@@ -57,6 +57,7 @@ __all__ = [
     "STATE_MAGIC",
     "PartitionState",
     "decision_state",
+    "check_state",
     "decode_state",
     "encode_state",
     "restore_decisions",
@@ -92,6 +93,15 @@ class PartitionState:
         Hash of the learner settings; an owner with other settings refuses the record.
     instance
         The instance that wrote the record.
+    written_at
+        Wall-clock time of the record.
+    read
+        For the partition that carries the duty to dead-letter refused labels and
+        queries (group mode: samples partition 0), the next offset of each
+        ``(topic, partition)`` of the queries and labels topics the writer had read:
+        every refused message before it was dead-lettered by the writer, so the next
+        owner writes only the ones after. Records written before this field existed
+        restore as ``{}``.
     """
 
     partition: int
@@ -101,6 +111,11 @@ class PartitionState:
     config_hash: str = ""
     instance: str = ""
     written_at: float = field(default_factory=time.time)
+    read: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Records written before a field existed restore it with its default.
+        self.__dict__.update({"read": {}, **state})
 
 
 def decision_state(learner: ActiveLearner) -> dict[str, Any]:
@@ -129,12 +144,38 @@ def decision_state(learner: ActiveLearner) -> dict[str, Any]:
 
 
 def restore_decisions(learner: ActiveLearner, state: dict[str, Any]) -> ActiveLearner:
-    """Put ``state`` (from :func:`decision_state`) into ``learner``; return it."""
+    """Put ``state`` (from :func:`decision_state`) into ``learner``; return it.
+
+    Each moved attribute must have the type the fresh ``learner`` has (a budget
+    manager of the configured class, counters, numbers), and the pending queries must
+    be well formed; otherwise :class:`~streamal.exceptions.CheckpointError` is raised
+    and ``learner`` is left as it was.
+    """
+    for name in _MOVED:
+        value, current = state[name], getattr(learner, name)
+        if value is None or current is None:
+            continue
+        if isinstance(current, float) and type(value) in (int, float):
+            continue
+        if type(value) is not type(current):
+            raise CheckpointError(
+                f"partition state record is malformed: its {name.strip('_')} is a "
+                f"{type(value).__name__}, this decider's is a {type(current).__name__}"
+            )
+    try:
+        pending = MemoryPendingStore(int(state.get("max_pending", learner.pending.max_size)))
+        for sample_id, queried_at, expires_at, *rest in state["pending"]:
+            if not isinstance(sample_id, str):
+                raise TypeError(f"pending id {sample_id!r} is not a string")
+            if not all(type(t) in (int, float) for t in (queried_at, expires_at)):
+                raise TypeError(f"pending {sample_id!r} has times that are not numbers")
+            pending.put(PendingEntry(sample_id, {}, queried_at, expires_at, *rest))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"partition state record is malformed: its pending queries ({err})"
+        ) from err
     for name in _MOVED:
         setattr(learner, name, state[name])
-    pending = MemoryPendingStore(int(state.get("max_pending", learner.pending.max_size)))
-    for sample_id, queried_at, expires_at, *rest in state["pending"]:
-        pending.put(PendingEntry(sample_id, {}, queried_at, expires_at, *rest))
     learner.pending = pending
     return learner
 
@@ -157,17 +198,25 @@ def encode_state(state: PartitionState, key: bytes | None = None) -> bytes:
     return _HEADER.pack(STATE_MAGIC, _VERSION, flags, _digest(key, payload)) + payload
 
 
-def decode_state(data: bytes, key: bytes | None = None) -> PartitionState:
-    """The :class:`PartitionState` in ``data``, verified before it is unpickled.
+def check_state(data: bytes, key: bytes | None = None) -> bytes:
+    """Check the frame of a record (magic, version, signature or checksum); return its payload.
+
+    Nothing is unpickled: a record that fails here is refused before any of its bytes
+    are interpreted. With a ``key``, only records signed with it pass.
 
     Raises
     ------
     CheckpointError
-        If the record is not one, is corrupt, is unsigned while ``key`` is set (or
-        signed while it is not), has a bad signature, or names a class off the
-        allow-list.
+        As :func:`decode_state`, for everything but the payload's content.
+
+    Examples
+    --------
+    >>> check_state(b"planted")
+    Traceback (most recent call last):
+    ...
+    streamal.exceptions.CheckpointError: partition state record is corrupt: truncated header
     """
-    if len(data) < _HEADER.size:
+    if not isinstance(data, bytes | bytearray) or len(data) < _HEADER.size:
         raise CheckpointError("partition state record is corrupt: truncated header")
     magic, version, flags, digest = _HEADER.unpack_from(data)
     if magic != STATE_MAGIC:
@@ -194,6 +243,20 @@ def decode_state(data: bytes, key: bytes | None = None) -> PartitionState:
                 "signed with another checkpoint.key; it is not loaded"
             )
         raise CheckpointError("partition state record is corrupt: checksum mismatch")
+    return payload
+
+
+def decode_state(data: bytes, key: bytes | None = None) -> PartitionState:
+    """The :class:`PartitionState` in ``data``, verified before it is unpickled.
+
+    Raises
+    ------
+    CheckpointError
+        If the record is not one, is corrupt, is unsigned while ``key`` is set (or
+        signed while it is not), has a bad signature, or names a class off the
+        allow-list.
+    """
+    payload = check_state(data, key)
     try:
         state = RestrictedUnpickler(io.BytesIO(payload)).load()
     except Exception as err:
@@ -202,4 +265,33 @@ def decode_state(data: bytes, key: bytes | None = None) -> PartitionState:
         ) from err
     if not isinstance(state, PartitionState):
         raise CheckpointError(f"partition state record holds a {type(state).__name__}")
+    _check_fields(state)
     return state
+
+
+def _check_fields(state: PartitionState) -> None:
+    """Refuse a record whose fields have the wrong shape (before anything uses them)."""
+    problem = ""
+    d = state.__dict__
+    if type(d.get("partition")) is not int or d["partition"] < 0:
+        problem = "its partition is not a partition number"
+    elif type(d.get("offset")) is not int or d["offset"] < 0:
+        problem = "its offset is not an offset"
+    elif not isinstance(d.get("decider"), dict) or not all(
+        name in d["decider"] for name in (*_MOVED, "pending")
+    ):
+        problem = "its decider state is incomplete"
+    elif not isinstance(d["decider"]["pending"], list) or not isinstance(d.get("outbox"), list):
+        problem = "its pending queries or outbox are not lists"
+    elif not all(
+        isinstance(item, tuple)
+        and len(item) == 3
+        and isinstance(item[0], str)
+        and isinstance(item[2], bytes)
+        for item in d["outbox"]
+    ):
+        problem = "its outbox holds something other than (topic, key, value) messages"
+    elif not isinstance(d.get("read"), dict) or not isinstance(d.get("config_hash"), str):
+        problem = "its read positions or config hash have the wrong type"
+    if problem:
+        raise CheckpointError(f"partition state record is malformed: {problem}")

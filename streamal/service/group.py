@@ -26,6 +26,23 @@ of the work scale differently:
   its end, restores each partition's decider, seeks the partition to the state's offset
   and publishes the record's queries again (same ids: the replicas and the oracle see
   duplicates they ignore).
+- **Refused labels and queries go to dead letters once.** Every instance reads every
+  label and query, so every instance counts a label it refuses (unreadable, unknown
+  class, wrong type), but only the owner of samples partition
+  :data:`DEAD_LETTER_PARTITION` writes the dead letter (of a refused query too). That
+  partition's state record carries the queries and labels positions its writer had read
+  (:attr:`~streamal.core.partition.PartitionState.read`): the next owner writes the
+  refused messages after them, including the ones it read (and kept, bounded) before it
+  owned the partition. So a refused message is dead-lettered exactly once across the
+  group through rebalances; after a crash, the dead letters since the crashed owner's
+  last record are written again (as a single instance redoes its work since its last
+  snapshot).
+- **State records are checked before they are used.** A record on the state topic
+  that is not one (a wrong key, a tombstone, a bad frame, checksum or signature) is
+  refused as it is read, before anything in it is unpickled, and logged; one that
+  passes the frame check but cannot be restored (its pickle, its fields) is refused
+  when its partition is taken, and the partition's previous record is used instead.
+  A refused record changes nothing (``streamal_state_records_refused_total``).
 
 A (re)started instance restores its own snapshot, then reads the queries and labels it
 missed up to their end before it joins the group (``group.catch_up_timeout`` bounds it);
@@ -82,6 +99,7 @@ from streamal.core.checkpoint import Checkpointer, Snapshot
 from streamal.core.learner import ActiveLearner, LabelOutcome, LearnerStats
 from streamal.core.partition import (
     PartitionState,
+    check_state,
     decision_state,
     decode_state,
     encode_state,
@@ -96,10 +114,20 @@ from streamal.exceptions import (
     MessageRejected,
     TransportError,
 )
-from streamal.messages import Label, Limits, check_label, decode_label, decode_query
+from streamal.messages import (
+    Label,
+    Limits,
+    Query,
+    Sample,
+    check_label,
+    check_sample,
+    decode_label,
+    decode_query,
+)
 from streamal.service.handlers import MessageHandler, Topics
 from streamal.service.loop import LoopPolicy, Service, tune_gc
 from streamal.service.metrics import Metrics
+from streamal.service.outputs import classify
 from streamal.transports.base import Envelope, Reader, Sink, Source, TopicPartition
 
 __all__ = ["GroupMetrics", "GroupService", "default_instance_id"]
@@ -112,7 +140,27 @@ MAX_EARLY_LABELS = 10_000
 MAX_LEARNED = 100_000
 #: Seconds between two looks for new partitions of the queries and labels topics.
 REASSIGN_EVERY = 10.0
+#: The samples partition whose owner writes the dead letters of refused labels: one
+#: fixed partition, so that exactly one instance has the duty at any time, and it moves
+#: with that partition's state (refused labels are rare: the extra work is small).
+DEAD_LETTER_PARTITION = 0
+#: Refused labels and queries kept by an instance without that partition, for when it
+#: takes it over (the previous owner may not have read them yet); the oldest go first.
+MAX_REFUSED = 10_000
+#: State records kept per samples partition (the newest is used): when the newest
+#: cannot be restored, the one before it is (a planted or garbled record cannot stop
+#: the partition; its previous owner's last good state is used, as after a crash).
+#: Records are checked as they are read only up to their frame (unpickling every record
+#: of a long state topic would slow every assignment), so without ``checkpoint.key``
+#: more than 3 framed but bad records in a row push the good one out: the partition
+#: then starts afresh. With the key no outsider's record is kept. Each kept record holds
+#: a partition's pending ids, so a few only.
+KEEP_STATES = 4
 _INF = math.inf
+#: Where a message was read: topic, partition, offset.
+Position = tuple[str, int, int]
+#: A refused message kept for later: envelope, reason, error, kind, its query's position.
+_Refusal = tuple[Envelope, str, str, str, Position | None]
 
 
 def default_instance_id() -> str:
@@ -145,6 +193,11 @@ class GroupMetrics:
         self.catch_up = Gauge(
             "streamal_catch_up_seconds",
             "Time the last catch-up on queries and labels took.",
+            registry=registry,
+        )
+        self.state_refused = Counter(
+            "streamal_state_records_refused_total",
+            "Records on the state topic refused (not a state record, bad frame or content).",
             registry=registry,
         )
         self._children: dict[int, tuple[Any, Any]] = {}
@@ -284,10 +337,20 @@ class GroupService(Service):
         self.samples_positions: dict[int, int] = {}
         #: Owned partitions changed since their last state record.
         self.dirty: set[int] = set()
-        #: The newest state record of each samples partition read from the state topic.
-        self.states: dict[int, bytes] = {}
+        #: The newest state records of each samples partition read from the state topic
+        #: (newest last; at most KEEP_STATES, each of which passed the frame check).
+        self.states: dict[int, list[bytes]] = {}
         self.caught_up = False
-        self._early: OrderedDict[str, Label] = OrderedDict()
+        self._early: OrderedDict[str, tuple[Label, Envelope]] = OrderedDict()
+        #: Refused labels and queries read without the dead-letter partition:
+        #: (topic, partition, offset) -> (envelope, reason, error, kind).
+        self._refused: OrderedDict[tuple[str, int, int], _Refusal] = OrderedDict()
+        #: Where each open query was read: a label refused when it meets its query was
+        #: refused by the previous owner only if that one had read both.
+        self._query_at: OrderedDict[str, Position] = OrderedDict()
+        #: Next offset per queries/labels partition from which this instance (as owner of
+        #: the dead-letter partition) writes refused messages' dead letters.
+        self._refused_from: dict[tuple[str, int], int] = {}
         self._learned: OrderedDict[str, Any] = OrderedDict()
         self._replica_changed = False
         self._next_reassign = 0.0
@@ -483,9 +546,12 @@ class GroupService(Service):
     def _on_query(self, env: Envelope) -> None:
         try:
             query = decode_query(env.value or b"")
+            _check_query(query, self.limits)
         except DecodeError as err:
-            where = f"{env.topic}/{env.partition}/{env.offset}"
-            log.warning("unreadable query at %s: %s", where, err)
+            self._refuse(env, classify(env.value, err), str(err), "query")
+            return
+        except MessageRejected as err:
+            self._refuse(env, err.code, str(err), "query")
             return
         replica, sample_id = self.replica, query.sample_id
         if sample_id in replica.pending or replica.outcome_of(sample_id) is not None:
@@ -503,9 +569,13 @@ class GroupService(Service):
                 query.propensity,
             )
         )
+        query_at = self._query_at
+        query_at[sample_id] = (env.topic, env.partition, env.offset)
+        if len(query_at) > MAX_LEARNED:
+            query_at.popitem(last=False)
         early = self._early.pop(sample_id, None)
         if early is not None:
-            self._learn(early)
+            self._learn(*early)
 
     def _on_label(self, env: Envelope) -> None:
         policy = self.handler.policy
@@ -515,23 +585,58 @@ class GroupService(Service):
             refused = policy.refuse(label.y)
             if refused is not None:
                 raise MessageRejected("unknown_class", refused)
-        except (DecodeError, MessageRejected) as err:
-            self.metrics.label("rejected")
-            log.debug("label at %s/%d/%d refused: %s", env.topic, env.partition, env.offset, err)
+        except DecodeError as err:
+            self._refuse(env, classify(env.value, err), str(err), "label")
+            return
+        except MessageRejected as err:
+            self._refuse(env, err.code, str(err), "label")
             return
         replica, sample_id = self.replica, label.sample_id
         if sample_id in replica.pending or replica.outcome_of(sample_id) is not None:
-            self._learn(label)
+            self._learn(label, env)
         elif label.x is not None and policy.unsolicited:
-            self._learn(label)
+            self._learn(label, env)
         else:  # its query has not been read yet (or it has none): wait, bounded
             early = self._early
-            early[sample_id] = label
+            early[sample_id] = (label, env)
             if len(early) > MAX_EARLY_LABELS:
                 early.popitem(last=False)
                 self.metrics.label(LabelOutcome.UNKNOWN.value)
 
-    def _learn(self, label: Label) -> None:
+    def _refuse(
+        self, env: Envelope, reason: str, error: str, kind: str, query: Position | None = None
+    ) -> None:
+        """A label or query refused: counted here; dead-lettered by the dead-letter
+        partition's owner.
+
+        ``query`` is where the label's query was read, when the refusal came from
+        applying the label to it (an instance refuses such a label once it has read
+        both). Without the dead-letter partition the message is kept (bounded) in case
+        this instance takes the partition over from an owner that has not read it yet
+        (:meth:`_take_refused`).
+        """
+        if kind == "label":
+            self.metrics.label("rejected")
+        log.debug("%s at %s/%d/%d refused: %s", kind, env.topic, env.partition, env.offset, error)
+        handler = self.handlers.get(DEAD_LETTER_PARTITION)
+        if handler is None:
+            refused = self._refused
+            refused[(env.topic, env.partition, env.offset)] = (env, reason, error, kind, query)
+            if len(refused) > MAX_REFUSED:
+                refused.popitem(last=False)
+        elif not self._refused_before(env, query):
+            handler.dead_letter(env, reason, error, kind)
+            self.dirty.add(DEAD_LETTER_PARTITION)  # its record moves the read positions
+
+    def _refused_before(self, env: Envelope, query: Position | None) -> bool:
+        """Whether the previous owner of the dead-letter partition had read ``env`` (and
+        its ``query``), and so wrote its dead letter."""
+        read = self._refused_from
+        if env.offset >= read.get((env.topic, env.partition), 0):
+            return False
+        return query is None or query[2] < read.get(query[:2], 0)
+
+    def _learn(self, label: Label, env: Envelope) -> None:
         replica = self.replica
         try:
             if label.x is not None and self.handler.policy.unsolicited:
@@ -539,11 +644,11 @@ class GroupService(Service):
             else:
                 outcome = replica.apply(label)
         except MessageRejected as err:
-            self.metrics.label("rejected")
-            log.debug("label for %r refused: %s", label.sample_id, err)
+            self._refuse(env, err.code, str(err), "label", self._query_at.get(label.sample_id))
             return
         self.metrics.label(outcome.value, label.sample_id)
         if outcome is LabelOutcome.APPLIED:
+            self._query_at.pop(label.sample_id, None)
             learned = self._learned
             learned[label.sample_id] = label.y
             if len(learned) > MAX_LEARNED:
@@ -581,6 +686,8 @@ class GroupService(Service):
                 self.config_hash,
                 self.instance_id,
             )
+            if p == DEAD_LETTER_PARTITION:
+                state.read = self._side_read()
             sink.send(self.state_topic, encode_state(state, self.key), str(p).encode())
             # One record per flush: each is its own batch, so even a broker that lists
             # a batch's first offset as the end (tansu) lists the state topic's end right.
@@ -616,6 +723,11 @@ class GroupService(Service):
         self.metrics.checkpoint(time.perf_counter() - t0)
         return True
 
+    def _side_read(self) -> dict[tuple[str, int], int]:
+        """Next offset of each queries and labels partition read (by the side reader)."""
+        side = (self.topics.queries, self.topics.labels)
+        return {tp: pos for tp, pos in self.offsets.positions.items() if tp[0] in side}
+
     def _flush_failed(self) -> bool:
         log.warning(
             "checkpoint skipped: messages still in flight after %.0f s", self.policy.flush_timeout
@@ -630,9 +742,8 @@ class GroupService(Service):
         self._assigned.difference_update(partitions)
         try:
             if not self._failed:
-                # The commit does not wait: kafka-python 3 runs this callback on the
-                # consumer's I/O thread, where a blocking commit raises; the next owner
-                # starts from the state record (flushed here) anyway.
+                # The commit need not wait: the next owner starts from the state
+                # record (flushed here) anyway.
                 self.checkpoint(wait_commit=False)
         except BaseException as err:  # the client swallows callback errors
             self._callback_error = err
@@ -659,20 +770,8 @@ class GroupService(Service):
             self._callback_error = err
 
     def _take(self, p: int) -> None:
-        replica = self.replica
-        decider = cast(ActiveLearner, self.new_decider(p))
-        decider.model, decider.strategy = replica.model, replica.strategy
-        record = self.states.get(p)
-        if record is not None:
-            state = decode_state(record, self.key)
-            if self.config_hash and state.config_hash and state.config_hash != self.config_hash:
-                raise CheckpointError(
-                    f"the state of samples partition {p} in {self.state_topic} was written with "
-                    f"other learner settings (config hash {state.config_hash}, now "
-                    f"{self.config_hash}): every instance of a group needs the same learner "
-                    "settings"
-                )
-            restore_decisions(decider, state.decider)
+        decider, state = self._restore(p)
+        if state is not None:
             self.samples_positions[p] = state.offset
             self.source.seek({(self.topics.samples, p): state.offset})
             for topic, key, value in state.outbox:
@@ -704,6 +803,68 @@ class GroupService(Service):
         )
         handler.policy = self.handler.policy
         self.handlers[p] = handler
+        if p == DEAD_LETTER_PARTITION:
+            self._take_refused({} if state is None else state.read)
+
+    def _decider(self, p: int) -> ActiveLearner:
+        """A new decider for partition ``p``, on the replica's model and strategy."""
+        decider = cast(ActiveLearner, self.new_decider(p))
+        decider.model, decider.strategy = self.replica.model, self.replica.strategy
+        return decider
+
+    def _restore(self, p: int) -> tuple[ActiveLearner, PartitionState | None]:
+        """A decider for ``p`` restored from its newest record that can be restored.
+
+        A record that cannot (its pickle, its fields, another partition's) is refused and
+        logged, and the one before it is tried; a record of other learner settings stops
+        the instance (a misconfigured group, not a bad record).
+        """
+        records = self.states.get(p, [])
+        for record in reversed(records):
+            try:
+                state = decode_state(record, self.key)
+                if state.partition != p:
+                    raise CheckpointError(
+                        f"partition state record of partition {state.partition} under key {p}"
+                    )
+            except CheckpointError as err:
+                self._refuse_state(f"{self.state_topic} (samples partition {p})", err)
+                continue
+            if self.config_hash and state.config_hash and state.config_hash != self.config_hash:
+                raise CheckpointError(
+                    f"the state of samples partition {p} in {self.state_topic} was written with "
+                    f"other learner settings (config hash {state.config_hash}, now "
+                    f"{self.config_hash}): every instance of a group needs the same learner "
+                    "settings"
+                )
+            try:
+                decider = restore_decisions(self._decider(p), state.decider)
+            except Exception as err:  # fields of the wrong type inside the decider state
+                self._refuse_state(f"{self.state_topic} (samples partition {p})", err)
+                continue
+            return decider, state
+        if records:
+            log.error(
+                "samples partition %d: none of its %d state record(s) could be restored; "
+                "starting a budget for it from the group's committed offset",
+                p,
+                len(records),
+            )
+        return self._decider(p), None
+
+    def _refuse_state(self, where: str, err: BaseException) -> None:
+        self.group_metrics.state_refused.inc()
+        log.warning("state record at %s refused: %s", where, err)
+
+    def _take_refused(self, read: dict[tuple[str, int], int]) -> None:
+        """Write the kept refused messages the previous owner had not read; forget the rest."""
+        self._refused_from = dict(read)
+        kept, self._refused = self._refused, OrderedDict()
+        handler = self.handlers[DEAD_LETTER_PARTITION]
+        for env, reason, error, kind, query in kept.values():
+            if not self._refused_before(env, query):
+                handler.dead_letter(env, reason, error, kind)
+                self.dirty.add(DEAD_LETTER_PARTITION)
 
     def _read_states(self) -> None:
         """Read the state topic up to its end (bounded by ``catch_up_timeout``)."""
@@ -726,16 +887,49 @@ class GroupService(Service):
                     "partition's budget twice"
                 )
             for env in reader.poll(1000, 0.1):
-                if env.key is None:
-                    continue
-                try:
-                    p = int(env.key)
-                except ValueError:
-                    continue
-                if env.value is None:
-                    self.states.pop(p, None)
-                else:
-                    self.states[p] = env.value
+                self._on_state(env)
+
+    def _on_state(self, env: Envelope) -> None:
+        """Keep a state record that passes the frame check; refuse anything else."""
+        where = f"{env.topic}/{env.partition}/{env.offset}"
+        key = env.key or b""
+        if not (key.isdigit() and len(key) <= 9):
+            self._refuse_state(where, ValueError(f"key {key[:40]!r} is not a partition number"))
+            return
+        if env.value is None:  # streamal never deletes a partition's state
+            self._refuse_state(where, ValueError("a tombstone (streamal writes none)"))
+            return
+        try:
+            check_state(env.value, self.key)
+        except CheckpointError as err:
+            self._refuse_state(where, err)
+            return
+        records = self.states.setdefault(int(key), [])
+        records.append(env.value)
+        del records[:-KEEP_STATES]
 
 
 _MISSING = object()
+
+
+def _check_query(query: Query, limits: Limits) -> None:
+    """Raise :class:`~streamal.exceptions.MessageRejected` if a query's sample breaks
+    ``limits`` or holds a number that is not finite (a query's schema allows NaN).
+
+    Examples
+    --------
+    >>> from streamal.messages import decode_query
+    >>> q = b'{"sample_id": "s", "x": {"a": NaN}, "score": 0, "strategy": "e", "model_version": 1}'
+    >>> _check_query(decode_query(q), Limits())
+    Traceback (most recent call last):
+    ...
+    streamal.exceptions.MessageRejected: the query holds a number that is not finite
+    """
+    sample = Sample.model_construct(id=query.sample_id, x=dict(query.x), ts=query.ts, meta={})
+    check_sample(sample, limits)
+    numbers = [v for v in query.x.values() if isinstance(v, float)]
+    numbers += [query.score, *(query.proba or {}).values()]
+    if query.ts is not None:
+        numbers.append(query.ts)
+    if not all(math.isfinite(v) for v in numbers):
+        raise MessageRejected("non_finite", "the query holds a number that is not finite")

@@ -185,6 +185,10 @@ class MessageHandler:
             error = f"label for {outcome.value} query {label.sample_id!r}"
             self._dead_letter(env, f"label_{outcome.value}", error, "label")
 
+    def dead_letter(self, env: Envelope, reason: str, error: str, kind: str) -> None:
+        """Send ``env`` to dead letters with ``reason`` and ``error``; count it."""
+        self._dead_letter(env, reason, error, kind)
+
     def _dead_letter(self, env: Envelope, reason: str, error: str, kind: str) -> None:
         limit = self.dead_letter_max_bytes
         if reason.startswith("label_"):  # labels the learner could not use: keep them short

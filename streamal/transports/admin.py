@@ -10,12 +10,13 @@ boundary.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from streamal.exceptions import TransportError
 from streamal.transports.kafka import map_kafka_errors
 
-__all__ = ["create_topics", "delete_topics"]
+__all__ = ["TopicReport", "TopicSpec", "create_topics", "delete_topics", "ensure_topics"]
 
 #: kafka-python's error code for "Topic with this name already exists".
 _ALREADY_EXISTS = 36
@@ -85,3 +86,135 @@ def delete_topics(client: Mapping[str, Any], names: Sequence[str]) -> None:
         code = topic["error_code"]
         if code not in (0, _UNKNOWN_TOPIC):
             raise TransportError(f"cannot delete topic {topic['name']!r}: {topic['error_message']}")
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic the service needs, and what an existing one must have.
+
+    Parameters
+    ----------
+    name
+        The topic.
+    partitions
+        Partitions to create it with.
+    replication
+        Replication factor to create it with.
+    exact_partitions
+        An existing topic must have exactly ``partitions`` (the samples topic: its
+        partitions bound the instances of a group); otherwise any number will do.
+    check_replication
+        An existing topic must have ``replication`` replicas (when the operator asked
+        for a factor).
+    configs
+        Topic settings to create it with, which an existing topic must have too (the
+        state topic's ``cleanup.policy=compact``).
+    """
+
+    name: str
+    partitions: int = 1
+    replication: int = 1
+    exact_partitions: bool = False
+    check_replication: bool = False
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TopicReport:
+    """What :func:`ensure_topics` found or did for one topic."""
+
+    name: str
+    status: Literal["created", "exists", "mismatch"]
+    detail: str = ""
+
+
+#: Kafka's default of the topic settings :class:`TopicSpec` may ask for (a broker that
+#: lists no value for a setting has its default).
+_DEFAULTS = {"cleanup.policy": "delete"}
+
+
+def ensure_topics(client: Mapping[str, Any], specs: Sequence[TopicSpec]) -> list[TopicReport]:
+    """Create the topics of ``specs`` that do not exist; check the ones that do.
+
+    Idempotent: an existing topic with the settings a spec asks for is reported as
+    ``exists``, one without them as ``mismatch`` (with what differs); nothing existing is
+    changed.
+
+    Raises
+    ------
+    TransportError
+        If the broker is unreachable or refuses a topic (the message names it).
+    """
+    from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+
+    admin = _admin(client)
+    try:
+        with map_kafka_errors("cannot create topics"):
+            result = admin.create_topics(
+                [
+                    NewTopic(s.name, s.partitions, s.replication, topic_configs=dict(s.configs))
+                    for s in specs
+                ],
+                raise_errors=False,
+            )
+        codes = {t["name"]: (t["error_code"], t["error_message"]) for t in result["topics"]}
+        existing = [s for s in specs if codes.get(s.name, (0, ""))[0] == _ALREADY_EXISTS]
+        for spec in specs:
+            code, message = codes.get(spec.name, (0, ""))
+            if code not in (0, _ALREADY_EXISTS):
+                raise TransportError(f"cannot create topic {spec.name!r}: {message} (code {code})")
+        described: dict[str, Any] = {}
+        configs: dict[str, Any] = {}
+        if existing:
+            with map_kafka_errors("cannot describe the existing topics"):
+                described = {
+                    t["name"]: t for t in admin.describe_topics([s.name for s in existing])
+                }
+                if any(s.configs for s in existing):
+                    resources = [
+                        ConfigResource(ConfigResourceType.TOPIC, s.name)
+                        for s in existing
+                        if s.configs
+                    ]
+                    configs = admin.describe_configs(resources, config_filter="all").get(
+                        "topic", {}
+                    )
+    finally:
+        admin.close()
+    reports = []
+    for spec in specs:
+        if spec not in existing:
+            reports.append(TopicReport(spec.name, "created"))
+            continue
+        problems = _differences(spec, described.get(spec.name, {}), configs.get(spec.name, {}))
+        status: Literal["exists", "mismatch"] = "mismatch" if problems else "exists"
+        reports.append(TopicReport(spec.name, status, "; ".join(problems)))
+    return reports
+
+
+def _differences(
+    spec: TopicSpec, topic: Mapping[str, Any], configs: Mapping[str, Any]
+) -> list[str]:
+    """What an existing topic has other than ``spec`` asks for.
+
+    Examples
+    --------
+    >>> spec = TopicSpec("s", 6, exact_partitions=True, configs={"cleanup.policy": "compact"})
+    >>> _differences(spec, {"partitions": [{"replica_nodes": [1]}] * 4}, {})
+    ['4 partitions, not 6', 'cleanup.policy=delete, not compact']
+    """
+    problems = []
+    parts = topic.get("partitions") or []
+    if spec.exact_partitions and len(parts) != spec.partitions:
+        problems.append(f"{len(parts)} partitions, not {spec.partitions}")
+    if spec.check_replication and parts:
+        replicas = len(parts[0].get("replica_nodes") or [])
+        if replicas != spec.replication:
+            problems.append(f"replication {replicas}, not {spec.replication}")
+    for key, wanted in spec.configs.items():
+        found = configs.get(key)
+        value = found.get("value") if isinstance(found, Mapping) else None
+        value = _DEFAULTS.get(key, "") if value is None else str(value)
+        if value != wanted:
+            problems.append(f"{key}={value or '(unset)'}, not {wanted}")
+    return problems

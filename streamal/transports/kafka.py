@@ -13,6 +13,11 @@ Choices, and why:
 - ``acks="all"``: a query or dead letter counts as delivered only when the broker has it;
 - polls are bounded with ``max_records`` and partitions are never paused (kafka-python
   3.0 loses a paused partition whose fetched batch was partly consumed);
+- the rebalance listener is asynchronous: kafka-python 3 runs rebalance callbacks on
+  the consumer's I/O thread, where a blocking commit raises ``RuntimeError``; a commit
+  that must wait, asked for inside a callback (the service's checkpoint on revoke), is
+  sent at once and awaited by the listener before the partitions go
+  (:meth:`KafkaSource.commit`);
 - the ``crc32c`` package makes kafka-python's checksums several times faster
   (``docs/benchmarks.md``); without it a warning is logged (:func:`crc32c_accelerated`).
 """
@@ -26,7 +31,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka import errors as kafka_errors
 from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTopicPartition
@@ -138,15 +143,35 @@ def _tp(tp: TopicPartition) -> KafkaTopicPartition:
     return KafkaTopicPartition(tp[0], tp[1])
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, target: RebalanceListener) -> None:
+class _Listener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
+    """Calls the service's (synchronous) listener, then awaits the commits it asked for.
+
+    kafka-python awaits these methods on the consumer's I/O thread before it rejoins
+    the group, so a commit awaited here lands before the partitions move to another
+    member: the next owner starts after the offsets of the revoking member's checkpoint.
+    """
+
+    def __init__(self, target: RebalanceListener, source: KafkaSource) -> None:
         self.target = target
+        self.source = source
 
-    def on_partitions_revoked(self, revoked: Iterable[KafkaTopicPartition]) -> None:
-        self.target.on_revoked(sorted((tp.topic, tp.partition) for tp in revoked))
+    async def on_partitions_revoked(self, revoked: Iterable[KafkaTopicPartition]) -> None:
+        source = self.source
+        source._in_callback = True
+        try:
+            self.target.on_revoked(sorted((tp.topic, tp.partition) for tp in revoked))
+        finally:
+            source._in_callback = False
+        await source._await_deferred()
 
-    def on_partitions_assigned(self, assigned: Iterable[KafkaTopicPartition]) -> None:
-        self.target.on_assigned(sorted((tp.topic, tp.partition) for tp in assigned))
+    async def on_partitions_assigned(self, assigned: Iterable[KafkaTopicPartition]) -> None:
+        source = self.source
+        source._in_callback = True
+        try:
+            self.target.on_assigned(sorted((tp.topic, tp.partition) for tp in assigned))
+        finally:
+            source._in_callback = False
+        await source._await_deferred()
 
 
 def _log_commit_failure(offsets: Any, result: Any) -> None:
@@ -197,11 +222,31 @@ class KafkaSource:
         self._topics: list[str] = []
         #: Whether the last poll returned messages (see :meth:`poll`).
         self._flowing = False
+        #: Whether a rebalance callback is running (on kafka-python's I/O thread).
+        self._in_callback = False
+        #: Commits asked to wait inside a callback: the listener awaits them.
+        self._deferred: list[Any] = []
 
     def subscribe(self, topics: Sequence[str], listener: RebalanceListener) -> None:
         self._topics = list(topics)
         with map_kafka_errors("cannot subscribe"):
-            self._consumer.subscribe(self._topics, listener=_Listener(listener))
+            self._consumer.subscribe(self._topics, listener=_Listener(listener, self))
+
+    async def _await_deferred(self) -> None:
+        """Await the commits deferred by :meth:`commit` in a callback (on the I/O thread).
+
+        A failure is logged, not raised: the snapshot (single mode) or the state record
+        (group mode) holds the offsets, and a commit that failed only makes the next
+        owner of the partition start from older committed offsets.
+        """
+        deferred, self._deferred = self._deferred, []
+        for future in deferred:
+            try:
+                await future
+            except Exception as err:  # kafka-python's future raises its failure
+                log.warning(
+                    "offset commit before a rebalance failed: %s: %s", type(err).__name__, err
+                )
 
     def poll(self, max_records: int, timeout: float) -> list[Envelope]:
         consumer, limit = self._consumer, max(1, max_records)
@@ -224,6 +269,13 @@ class KafkaSource:
         return _envelopes(batches)
 
     def commit(self, offsets: Mapping[TopicPartition, int], wait: bool = True) -> None:
+        """Commit ``offsets`` of assigned partitions; ``wait`` for the coordinator's answer.
+
+        Inside a rebalance callback a blocking commit is impossible (kafka-python 3 runs
+        callbacks on its I/O thread and raises ``RuntimeError``): a commit asked to wait
+        is then sent at once and awaited by the listener when the callback returns, still
+        before the group rebalances.
+        """
         assigned = self._consumer.assignment()
         todo = {
             _tp(tp): OffsetAndMetadata(offset, "", -1)
@@ -233,7 +285,9 @@ class KafkaSource:
         if not todo:
             return
         with map_kafka_errors("offset commit failed"):
-            if wait:
+            if wait and self._in_callback:
+                self._deferred.append(self._consumer.commit_async(todo))
+            elif wait:
                 self._consumer.commit(todo, timeout_ms=int(self.commit_timeout * 1000))
             else:
                 self._consumer.commit_async(todo, callback=_log_commit_failure)
