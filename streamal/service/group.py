@@ -444,7 +444,8 @@ class GroupService(Service):
         t0 = time.perf_counter()
         handlers, positions, dirty = self.handlers, self.samples_positions, self.dirty
         version = self.replica.model_version
-        partition_metrics = self.group_metrics.partition
+        # Samples and queries per partition, counted into the metrics once per batch.
+        counts: dict[int, list[int]] = {}
         for env in batch:
             p = env.partition
             handler = handlers.get(p)
@@ -456,10 +457,17 @@ class GroupService(Service):
             handler.handle(env)
             positions[p] = env.offset + 1
             dirty.add(p)
+            seen = counts.get(p)
+            if seen is None:
+                seen = counts[p] = [0, 0]
+            seen[0] += 1
+            seen[1] += len(handler.outbox) - before
+        partition_metrics = self.group_metrics.partition
+        for p, (decided, queried) in counts.items():
             samples, queries = partition_metrics(p)
-            samples.inc()
-            if len(handler.outbox) > before:
-                queries.inc(len(handler.outbox) - before)
+            samples.inc(decided)
+            if queried:
+                queries.inc(queried)
         self._since_commit += len(batch)
         self.metrics.batch_seconds.observe(time.perf_counter() - t0)
         self._observe()
