@@ -701,7 +701,18 @@ class GroupService(Service):
                 len(state.outbox),
             )
         else:
-            log.info("samples partition %d: no state yet, starting a budget for it", p)
+            # A fresh budget shares the whole stream's window promise with the other
+            # partitions (BudgetManager.pace; docs/scaling.md, the promise table).
+            parts = self._samples_partitions()
+            decider.budget.pace(parts)
+            log.info(
+                "samples partition %d: no state yet, starting a budget for it (paced for "
+                "%d partitions: at most %d labels in %d of its arrivals)",
+                p,
+                parts,
+                decider.budget.paced[1],
+                decider.budget.paced[0],
+            )
         handler = MessageHandler(
             decider,
             self.sink,
@@ -712,6 +723,15 @@ class GroupService(Service):
         )
         handler.policy = self.handler.policy
         self.handlers[p] = handler
+
+    def _samples_partitions(self) -> int:
+        """Partitions of the samples topic (at least those assigned; 1 if unknown)."""
+        try:
+            count = self.state_reader.partition_count(self.topics.samples)
+        except TransportError as err:
+            log.warning("cannot read the samples topic's partition count: %s", err)
+            count = 0
+        return max(count, 1, *(p + 1 for p in self.handlers))
 
     def _read_states(self) -> None:
         """Read the state topic up to its end (bounded by ``catch_up_timeout``)."""
