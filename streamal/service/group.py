@@ -7,9 +7,13 @@ of the work scale differently:
   topic's partitions (Kafka's consumer group). Each samples partition has its own
   *decider*: an :class:`~streamal.core.learner.ActiveLearner` that shares the instance's
   model and strategy but keeps its own budget manager (seeded ``seed + partition``),
-  pending queries, counters and stream clock. The budget promise (at most ``b`` of the
-  samples overall, at most ``1.05·b`` in any 1,000 of them) then holds per partition, and
-  so for their sum.
+  pending queries, counters and stream clock. The cumulative promise (at most ``b`` of
+  the samples) then holds per partition, and so for their sum. A new partition's budget
+  manager is *paced* for the ``P`` partitions of the samples topic
+  (:meth:`~streamal.budgets.base.BudgetManager.pace`: its window guard over
+  ``ceil(W / P)`` of its own samples with ``floor(floor(b·W) / P)`` labels, the initial
+  allowance split), so that a stream spread evenly over the partitions keeps one
+  manager's window promise as a whole (docs/scaling.md).
 - **Learning is replicated.** A query carries its sample's features. Every instance reads
   *all* partitions of the queries and labels topics with a reader outside the group
   (:class:`~streamal.transports.base.Reader`, positions kept in the instance's own
