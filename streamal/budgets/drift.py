@@ -201,10 +201,11 @@ class DriftAware(Wrapper):
 
     def pace(self, parts: int) -> None:
         """:meth:`BudgetManager.pace`, the boosted window cap shared alike."""
-        if parts >= 1:
+        super().pace(parts)  # checks parts and freshness, paces the inner manager
+        if self.rate < 1.0:
             boosted = max(1, math.floor((1.0 + self.boost) * self.rate * self.window + 1e-9))
             self._boost_cap = max(1, boosted // parts)
-        super().pace(parts)
+            self._recent = deque(self._recent, maxlen=self._recent_kept())
 
     def _recent_kept(self) -> int:
         # A window overlapping a boost may hold the boosted number of labels.
