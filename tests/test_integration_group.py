@@ -188,6 +188,16 @@ def _drain(
         raise
 
 
+def _worst_window(positions: list[int], window: int) -> int:
+    """The most of the sorted ``positions`` in any ``window`` consecutive ones."""
+    worst = first = 0
+    for last, pos in enumerate(positions):
+        while positions[first] <= pos - window:
+            first += 1
+        worst = max(worst, last - first + 1)
+    return worst
+
+
 def _check_promise(
     broker: Any, topics: dict[str, str], states: list[Path], oracle: Oracle, n: int
 ) -> None:
@@ -201,17 +211,21 @@ def _check_promise(
         stats, budget = state.decider["stats"], state.decider["budget"]
         # every sample of the partition decided exactly once in the durable state
         assert state.offset == ends[p] == stats.seen
-        # per partition: the default spec's stated promise, with its initial allowance
-        # (each partition's budget may spend floor(rate * initial) from its first arrival)
-        allowed = max(
-            math.floor(RATE * stats.seen + 1e-9), math.floor(RATE * budget.initial + 1e-9)
-        )
+        # per partition: the default spec's stated promise, with its share of the initial
+        # allowance (paced: floor(floor(rate * initial) / P) from its first arrival)
+        share = math.floor(RATE * budget.initial + 1e-9) // PARTITIONS
+        assert budget.paced == (-(-1000 // PARTITIONS), math.floor(RATE * 1000) // PARTITIONS)
+        allowed = max(math.floor(RATE * stats.seen + 1e-9), share)
         assert stats.queried == budget.spent <= allowed
         bound += allowed
         assert {key.decode() for _, key, _ in state.outbox if key} <= set(queries)  # published
         spent += stats.queried
     assert spent == len(asked) <= bound  # nothing paid twice; the overall promise
-    assert bound <= max(math.floor(RATE * n), PARTITIONS * math.floor(RATE * 200))
+    assert bound <= max(math.floor(RATE * n), math.floor(RATE * 200))
+    # the whole stream's window promise (in produce order; keys hashed over the partitions)
+    worst = _worst_window(sorted(int(sid[1:]) for sid in asked), 1000)
+    print(f"\nlabels {len(asked)} of {n} samples; worst 1,000-window of the stream: {worst}")
+    assert worst <= math.floor(RATE * 1000)
     assert asked == oracle.answered
     for state_dir in states:  # every instance learned every label exactly once
         snap = Checkpointer(state_dir).load()

@@ -67,3 +67,15 @@ def test_module_attr_spec_and_errors() -> None:
         build_model("river.tree:Nope")
     with pytest.raises(ConfigError, match="did not build a classifier"):
         build_model("collections:OrderedDict")
+
+
+@pytest.mark.parametrize("spec", sorted(MODEL_SPECS))
+def test_every_spec_loads_with_the_restricted_unpickler(spec: str) -> None:
+    """Snapshots and state records are read with the allow-list (knn's distance too)."""
+    from streamal.core.safepickle import loads
+
+    model = build_model(spec, seed=1)
+    for x, y in ROWS[:60]:
+        model.learn_one(x, y if spec != "logreg" or y != "c" else "a")
+    clone = loads(pickle.dumps(model))
+    assert clone.predict_proba_one(ROWS[0][0]) == pytest.approx(model.predict_proba_one(ROWS[0][0]))

@@ -79,6 +79,10 @@ class BudgetManager(base.Base):  # type: ignore[misc]
         self._seen = 0
         self._spent = 0
         self._window_cap = max(1, math.floor(rate * window + 1e-9))
+        #: Arrivals the sliding-window guard looks back over (``window``, unless paced).
+        self._span = window
+        #: Partitions of one stream this manager shares the window promise with.
+        self._parts = 1
         #: Arrival numbers of the latest labels (as many as the window guard looks at).
         self._recent: deque[int] = deque(maxlen=self._window_cap)
         #: Probability with which the last arrival was queried, if the manager knows it
@@ -94,8 +98,58 @@ class BudgetManager(base.Base):  # type: ignore[misc]
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Managers pickled by earlier versions kept an unbounded deque, pruned lazily.
         self.__dict__.update(state)
+        if "_span" not in state:  # pickled before managers could be paced
+            self._span, self._parts = self.window, 1
         if self._recent.maxlen is None:
             self._recent = deque(self._recent, maxlen=self._recent_kept())
+
+    def pace(self, parts: int) -> None:
+        """Share the sliding-window promise with ``parts - 1`` other managers of one stream.
+
+        In group mode each samples partition has its own manager, so the window guard
+        holds per partition. Paced, this manager guards ``ceil(window / parts)`` of its
+        own arrivals, with at most ``max(1, floor(cap / parts))`` labels in them, where
+        ``cap = max(1, floor(rate · window))`` is the unpaced cap. When the stream is
+        spread evenly over the ``parts`` partitions (in turn, as a round-robin
+        producer does), any ``window`` consecutive arrivals of the whole stream hold at
+        most ``ceil(window / parts)`` arrivals of each partition, hence at most
+        ``parts · floor(cap / parts) <= cap`` labels: the promise of one manager over
+        the whole stream, as long as ``cap >= parts`` (below that, each partition still
+        gets one label per span, so a window may hold ``parts`` labels). The cost: a
+        partition cannot spend faster than ``floor(cap / parts) / ceil(window / parts)``
+        of its arrivals for long (0.0958 for rate 0.1 and 6 partitions), a little under
+        ``rate`` when ``parts`` does not divide ``window`` and ``cap``.
+
+        The cumulative guard (``floor(rate · n)`` labels after ``n`` arrivals) stays as
+        it is. Call this on a fresh manager, before its first arrival; the pacing is
+        part of the manager's state (it travels in snapshots and partition records).
+
+        Examples
+        --------
+        >>> from streamal.budgets import RandomBudget
+        >>> m = RandomBudget(rate=0.1, seed=0)
+        >>> m.pace(6)
+        >>> m.paced
+        (167, 16)
+        """
+        if parts < 1:
+            from streamal.exceptions import ConfigError
+
+            raise ConfigError(f"parts must be at least 1, got {parts}")
+        if self._seen:
+            raise ValueError("pace() needs a fresh manager (it has decided arrivals already)")
+        self._parts = parts
+        if self.rate >= 1.0:  # every arrival may be labelled: no window to share
+            return
+        total = max(1, math.floor(self.rate * self.window + 1e-9))
+        self._span = -(-self.window // parts)
+        self._window_cap = max(1, total // parts)
+        self._recent = deque(self._recent, maxlen=self._recent_kept())
+
+    @property
+    def paced(self) -> tuple[int, int]:
+        """The sliding-window guard: (arrivals it looks back over, labels allowed in them)."""
+        return self._span, self._window_cap
 
     @property
     def seen(self) -> int:
@@ -124,7 +178,7 @@ class BudgetManager(base.Base):  # type: ignore[misc]
             return False
         # Under the cap unless the cap-th latest label was spent inside the window.
         recent, cap = self._recent, self._window_cap
-        return len(recent) < cap or recent[-cap] <= seen - self.window
+        return len(recent) < cap or recent[-cap] <= seen - self._span
 
     def decide(
         self, score: float, ts: float | None = None, pending: int = 0, *, allowed: bool = True

@@ -199,13 +199,21 @@ class DriftAware(Wrapper):
             return self.max_borrow * (self._payback_until - seen) / self.payback
         return 0.0
 
+    def pace(self, parts: int) -> None:
+        """:meth:`BudgetManager.pace`, the boosted window cap shared alike."""
+        super().pace(parts)  # checks parts and freshness, paces the inner manager
+        if self.rate < 1.0:
+            boosted = max(1, math.floor((1.0 + self.boost) * self.rate * self.window + 1e-9))
+            self._boost_cap = max(1, boosted // parts)
+            self._recent = deque(self._recent, maxlen=self._recent_kept())
+
     def _recent_kept(self) -> int:
         # A window overlapping a boost may hold the boosted number of labels.
         return self._boost_cap
 
     def window_cap(self) -> int:
         """The sliding-window cap that applies now (raised around a boost)."""
-        elevated = self._payback_until and self._seen < self._payback_until + self.window
+        elevated = self._payback_until and self._seen < self._payback_until + self._span
         return self._boost_cap if elevated else self._window_cap
 
     def budget_left(self) -> bool:
@@ -213,9 +221,9 @@ class DriftAware(Wrapper):
         if self._spent + 1 > self.rate * self._seen + credit + 1e-9:
             return False
         # A window that overlaps a boost or its payback may hold the boosted amount.
-        elevated = self._payback_until and self._seen < self._payback_until + self.window
+        elevated = self._payback_until and self._seen < self._payback_until + self._span
         cap, recent = (self._boost_cap if elevated else self._window_cap), self._recent
-        return len(recent) < cap or recent[-cap] <= self._seen - self.window
+        return len(recent) < cap or recent[-cap] <= self._seen - self._span
 
     def _spend(self, query: bool, ts: float | None) -> None:
         if self._seen == self._boost_until:

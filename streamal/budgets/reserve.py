@@ -133,7 +133,19 @@ class ReserveQuantile(BudgetManager):
         if spent >= self._initial and spent + 1 > self.rate * seen + 1e-9:
             return False
         recent, cap = self._recent, self._window_cap
-        return len(recent) < cap or recent[-cap] <= seen - self.window
+        return len(recent) < cap or recent[-cap] <= seen - self._span
+
+    def pace(self, parts: int) -> None:
+        """:meth:`BudgetManager.pace`, and the initial allowance shared too.
+
+        Each of the ``parts`` managers may spend ``floor(k / parts)`` labels from its
+        first arrival (``k = floor(rate · initial)``), so that the partitions of one
+        stream together spend at most the ``k`` of one manager at the start.
+        """
+        super().pace(parts)
+        whole = max(0, math.floor(self.rate * self.initial + 1e-9))
+        self._initial = min(whole // parts, self._window_cap)
+        self._cap = max(2.0, self.rate * self.save, self._target, float(self._initial))
 
     @property
     def threshold(self) -> float | None:

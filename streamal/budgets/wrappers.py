@@ -58,6 +58,11 @@ class Wrapper(BudgetManager):
     def threshold(self) -> float | None:
         return self._inner.threshold
 
+    def pace(self, parts: int) -> None:
+        """:meth:`BudgetManager.pace` for the wrapper's guards and the inner manager's."""
+        super().pace(parts)
+        self._inner.pace(parts)
+
     @property
     def manager(self) -> BudgetManager:
         """The inner manager."""

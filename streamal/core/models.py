@@ -12,12 +12,20 @@ hat         Hoeffding adaptive tree (drift-aware)
 arf         adaptive random forest (10 trees)
 bagging     online bagging of 10 Hoeffding trees
 srp         streaming random patches of 10 Hoeffding trees
+knn         scaled k nearest neighbours (k=5) among the last 500 labelled samples
 module:attr any river estimator factory, e.g. ``river.naive_bayes:GaussianNB``
 =========== ==========================================================================
 
-Linear models and Gaussian naive Bayes get :class:`MixedScaler` in front of them, which
-standardizes numeric features and one-hot encodes string features in one pass, so that
-categorical features work everywhere. Trees handle string features natively.
+Linear models, Gaussian naive Bayes and nearest neighbours get :class:`MixedScaler` in
+front of them, which standardizes numeric features and one-hot encodes string features in
+one pass, so that categorical features work everywhere. Trees handle string features
+natively.
+
+``knn`` costs the other way round from the trees: a prediction compares the sample with
+each of the 500 samples kept (about 100 µs), learning a label only appends it (a few
+µs). It suits streams whose classes form local clusters, and in group mode
+(docs/scaling.md) it is the model for which more instances pay off most, since every
+instance learns every label.
 
 Examples
 --------
@@ -189,7 +197,16 @@ MODEL_SPECS: dict[str, tuple[str, Callable[[int | None], base.Estimator]]] = {
         "streaming random patches of 10 Hoeffding trees",
         lambda s: _river("ensemble").SRPClassifier(_hoeffding(s), n_models=10, seed=s),
     ),
+    "knn": (
+        "scaled k nearest neighbours (k=5) among the last 500 labelled samples",
+        lambda s: _scaled(_knn()),
+    ),
 }
+
+
+def _knn() -> base.Estimator:
+    neighbors = _river("neighbors")
+    return neighbors.KNNClassifier(n_neighbors=5, engine=neighbors.LazySearch(window_size=500))
 
 
 def _ovr() -> base.Estimator:

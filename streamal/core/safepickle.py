@@ -90,9 +90,13 @@ DENIED_PREFIXES: tuple[str, ...] = (
     "streamal.companions",
 )
 
-#: Functions from the class prefixes that models pickle (factories of their defaultdicts).
+#: Functions from the class prefixes that models pickle (factories of their defaultdicts,
+#: the nearest-neighbour search's distance function).
 ALLOWED_FUNCTIONS: frozenset[tuple[str, str]] = frozenset(
-    [("river.naive_bayes.gaussian", "GaussianNB._make_gaussian")]
+    [
+        ("river.naive_bayes.gaussian", "GaussianNB._make_gaussian"),
+        ("river._river_rust.vectordict", "euclidean_distance_tuple"),
+    ]
 )
 
 

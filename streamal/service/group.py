@@ -7,9 +7,13 @@ of the work scale differently:
   topic's partitions (Kafka's consumer group). Each samples partition has its own
   *decider*: an :class:`~streamal.core.learner.ActiveLearner` that shares the instance's
   model and strategy but keeps its own budget manager (seeded ``seed + partition``),
-  pending queries, counters and stream clock. The budget promise (at most ``b`` of the
-  samples overall, at most ``1.05·b`` in any 1,000 of them) then holds per partition, and
-  so for their sum.
+  pending queries, counters and stream clock. The cumulative promise (at most ``b`` of
+  the samples) then holds per partition, and so for their sum. A new partition's budget
+  manager is *paced* for the ``P`` partitions of the samples topic
+  (:meth:`~streamal.budgets.base.BudgetManager.pace`: its window guard over
+  ``ceil(W / P)`` of its own samples with ``floor(floor(b·W) / P)`` labels, the initial
+  allowance split), so that a stream spread evenly over the partitions keeps one
+  manager's window promise as a whole (docs/scaling.md).
 - **Learning is replicated.** A query carries its sample's features. Every instance reads
   *all* partitions of the queries and labels topics with a reader outside the group
   (:class:`~streamal.transports.base.Reader`, positions kept in the instance's own
@@ -507,7 +511,8 @@ class GroupService(Service):
         t0 = time.perf_counter()
         handlers, positions, dirty = self.handlers, self.samples_positions, self.dirty
         version = self.replica.model_version
-        partition_metrics = self.group_metrics.partition
+        # Samples and queries per partition, counted into the metrics once per batch.
+        counts: dict[int, list[int]] = {}
         for env in batch:
             p = env.partition
             handler = handlers.get(p)
@@ -519,10 +524,17 @@ class GroupService(Service):
             handler.handle(env)
             positions[p] = env.offset + 1
             dirty.add(p)
+            seen = counts.get(p)
+            if seen is None:
+                seen = counts[p] = [0, 0]
+            seen[0] += 1
+            seen[1] += len(handler.outbox) - before
+        partition_metrics = self.group_metrics.partition
+        for p, (decided, queried) in counts.items():
             samples, queries = partition_metrics(p)
-            samples.inc()
-            if len(handler.outbox) > before:
-                queries.inc(len(handler.outbox) - before)
+            samples.inc(decided)
+            if queried:
+                queries.inc(queried)
         self._since_commit += len(batch)
         self.metrics.batch_seconds.observe(time.perf_counter() - t0)
         self._observe()
@@ -792,7 +804,18 @@ class GroupService(Service):
                 len(state.outbox),
             )
         else:
-            log.info("samples partition %d: no state yet, starting a budget for it", p)
+            # A fresh budget shares the whole stream's window promise with the other
+            # partitions (BudgetManager.pace; docs/scaling.md, the promise table).
+            parts = self._samples_partitions()
+            decider.budget.pace(parts)
+            log.info(
+                "samples partition %d: no state yet, starting a budget for it (paced for "
+                "%d partitions: at most %d labels in %d of its arrivals)",
+                p,
+                parts,
+                decider.budget.paced[1],
+                decider.budget.paced[0],
+            )
         handler = MessageHandler(
             decider,
             self.sink,
@@ -865,6 +888,15 @@ class GroupService(Service):
             if not self._refused_before(env, query):
                 handler.dead_letter(env, reason, error, kind)
                 self.dirty.add(DEAD_LETTER_PARTITION)
+
+    def _samples_partitions(self) -> int:
+        """Partitions of the samples topic (at least those assigned; 1 if unknown)."""
+        try:
+            count = self.state_reader.partition_count(self.topics.samples)
+        except TransportError as err:
+            log.warning("cannot read the samples topic's partition count: %s", err)
+            count = 0
+        return max(count, 1, *(p + 1 for p in self.handlers))
 
     def _read_states(self) -> None:
         """Read the state topic up to its end (bounded by ``catch_up_timeout``)."""

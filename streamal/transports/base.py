@@ -159,6 +159,10 @@ class Reader(Protocol):
         """The end (next offset to be written) of every assigned partition, now."""
         ...
 
+    def partition_count(self, topic: str) -> int:
+        """How many partitions ``topic`` has (0 if it does not exist); assigns nothing."""
+        ...
+
     def close(self) -> None:
         """Release resources."""
         ...

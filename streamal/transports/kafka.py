@@ -411,6 +411,10 @@ class KafkaReader:
         with map_kafka_errors("cannot read a position"):
             return int(self._consumer.position(_tp(tp)))
 
+    def partition_count(self, topic: str) -> int:
+        with map_kafka_errors(f"cannot read the partitions of {topic}"):
+            return len(self._consumer.partitions_for_topic(topic) or ())
+
     def end_offsets(self) -> dict[TopicPartition, int]:
         """End offsets as the broker lists them, and never below the last fetch's
         high watermark (tansu lists the last *batch*'s base offset + 1)."""

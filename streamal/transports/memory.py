@@ -281,6 +281,10 @@ class MemoryReader:
     def position(self, tp: TopicPartition) -> int:
         return self._positions[tp]
 
+    def partition_count(self, topic: str) -> int:
+        found = self.broker.topics.get(topic)
+        return 0 if found is None else len(found.partitions)
+
     def end_offsets(self) -> dict[TopicPartition, int]:
         self.broker._check()
         topics = self.broker.topics
