@@ -110,3 +110,8 @@ def ht_g50_delta05() -> tree.HoeffdingTreeClassifier:
 def ht_hat() -> tree.HoeffdingAdaptiveTreeClassifier:
     """Hoeffding adaptive tree (registered ``hat``), seed 1."""
     return tree.HoeffdingAdaptiveTreeClassifier(seed=SEED)
+
+
+def n20_lam3() -> forest.ARFClassifier:
+    """20 trees, Poisson(3) resampling."""
+    return _arf(n_models=20, lambda_value=3)

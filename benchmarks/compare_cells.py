@@ -54,8 +54,8 @@ def compare(
     mine = _cells(rows, model, limit, delay, streams)
     base = _cells(rows, ref_model or model, limit, delay, streams)
     out = []
-    for cand in [ref, *cands]:
-        src = base if cand == ref else mine  # the candidate's own random and full
+    for i, cand in enumerate([ref, *cands]):
+        src = mine if i else base  # the candidate's own random and full
         d, gaps, accs, wins, n = [], [], [], [], 0
         for s in streams:
             for rate in rates:
@@ -75,12 +75,12 @@ def compare(
                     if facc - racc > 0.005:
                         gaps.append((acc - racc) / (facc - racc))
         if not d:
-            out.append({"cand": cand, "cells": 0})
+            out.append({"cand": cand if i else f"{cand} (reference)", "cells": 0})
             continue
         se = statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
         out.append(
             {
-                "cand": cand,
+                "cand": cand if i else f"{cand} (reference)",
                 "cells": n,
                 "diff": 100 * statistics.fmean(d),
                 "se": 100 * se,
