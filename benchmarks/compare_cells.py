@@ -87,6 +87,7 @@ def compare(
                 "acc": statistics.fmean(accs),
                 "gap": statistics.fmean(gaps) if gaps else float("nan"),
                 "wins": f"{sum(wins)}/{len(wins)}",
+                "ahead": f"{sum(x > 0 for x in d)}/{len(d)}",
             }
         )
     return out
@@ -116,14 +117,18 @@ def main() -> int:
         [float(r) for r in a.rates.split(",")],
         a.ref_model,
     )
-    print("| candidate | cells | Δ vs ref (points) | accuracy | gap closed | ahead of random |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| candidate | cells | Δ vs ref (points) | ahead of ref | accuracy | gap closed "
+        "| ahead of random |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for r in res:
         if not r["cells"]:
-            print(f"| {r['cand']} | 0 | | | | |")
+            print(f"| {r['cand']} | 0 | | | | | |")
             continue
         print(
-            f"| {r['cand']} | {r['cells']} | {r['diff']:+.2f} ± {r['se']:.2f} | {r['acc']:.4f} "
+            f"| {r['cand']} | {r['cells']} | {r['diff']:+.2f} ± {r['se']:.2f} | {r['ahead']} "
+            f"| {r['acc']:.4f} "
             f"| {r['gap']:.2f} | {r['wins']} |"
         )
     return 0
