@@ -114,3 +114,55 @@ class ServeProcess:
             self.proc.kill()
             self.proc.wait(10)
             raise
+
+
+def memory_group_broker(topics: Any, samples_partitions: int = 2, side_partitions: int = 2) -> Any:
+    """An in-memory broker with the topics of a scale-out group (``topics``: ``Topics``)
+    and its state topic ``streamal.state``."""
+    from streamal.transports import MemoryBroker
+
+    broker = MemoryBroker()
+    broker.create_topic(topics.samples, partitions=samples_partitions)
+    for name in (topics.queries, topics.labels):
+        broker.create_topic(name, partitions=side_partitions)
+    broker.create_topic("streamal.state")
+    return broker
+
+
+def memory_group_member(
+    broker: Any,
+    folder: Path,
+    name: str,
+    spec: Any,
+    topics: Any,
+    *,
+    decider_seed: int,
+    key: bytes | None = None,
+    limits: Any = None,
+) -> Any:
+    """One ``GroupService`` over in-memory transports: the replica is built from ``spec``
+    (a ``LearnerSpec``), partition ``p``'s decider from ``spec`` with seed
+    ``decider_seed + p``; its checkpoints go to ``folder / name``."""
+    from dataclasses import replace
+
+    from streamal.core.checkpoint import Checkpointer
+    from streamal.core.spec import build_active_learner, build_learner
+    from streamal.service.group import GroupService
+    from streamal.service.loop import LoopPolicy
+    from streamal.transports import MemoryReader, MemorySink, MemorySource
+
+    return GroupService(
+        build_learner(spec),
+        MemorySource(broker, share=True),
+        MemorySink(broker),
+        Checkpointer(folder / name),
+        topics,
+        LoopPolicy(tune_gc=False),
+        config_hash="h",
+        limits=limits,
+        reader=MemoryReader(broker),
+        state_reader=MemoryReader(broker),
+        new_decider=lambda p: build_active_learner(replace(spec, seed=decider_seed + p)),
+        instance_id=name,
+        key=key,
+    )

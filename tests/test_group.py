@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import memory_group_broker, memory_group_member
 
 from streamal.core.checkpoint import Checkpointer
 from streamal.core.learner import ActiveLearner
@@ -44,38 +45,13 @@ def _spec(seed: int = 7) -> LearnerSpec:
 
 
 def _broker() -> MemoryBroker:
-    broker = MemoryBroker()
-    broker.create_topic(TOPICS.samples, partitions=PARTITIONS)
-    for name in (TOPICS.queries, TOPICS.labels):
-        broker.create_topic(name, partitions=2)
-    broker.create_topic("streamal.state")
-    return broker
+    return memory_group_broker(TOPICS, samples_partitions=PARTITIONS)  # type: ignore[no-any-return]
 
 
 def _member(
     broker: MemoryBroker, folder: Path, name: str, key: bytes | None = None
 ) -> GroupService:
-    spec = _spec()
-
-    def decider(p: int) -> ActiveLearner:
-        return build_active_learner(
-            LearnerSpec("logreg", "margin", "reserve_quantile", RATE, seed=7 + p)
-        )
-
-    return GroupService(
-        build_learner(spec),
-        MemorySource(broker, share=True),
-        MemorySink(broker),
-        Checkpointer(folder / name),
-        TOPICS,
-        POLICY,
-        config_hash="h",
-        reader=MemoryReader(broker),
-        state_reader=MemoryReader(broker),
-        new_decider=decider,
-        instance_id=name,
-        key=key,
-    )
+    return memory_group_member(broker, folder, name, _spec(), TOPICS, decider_seed=7, key=key)  # type: ignore[no-any-return]
 
 
 class Oracle:

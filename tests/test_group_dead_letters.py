@@ -14,45 +14,26 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from streamal.core.checkpoint import Checkpointer
-from streamal.core.learner import ActiveLearner
+from _helpers import memory_group_broker, memory_group_member
+
 from streamal.core.partition import decode_state
-from streamal.core.spec import LearnerSpec, build_active_learner, build_learner
+from streamal.core.spec import LearnerSpec
 from streamal.messages import Label, Sample, encode
 from streamal.service.group import DEAD_LETTER_PARTITION, GroupService
 from streamal.service.loop import LoopPolicy, Topics
-from streamal.transports import MemoryBroker, MemoryReader, MemorySink, MemorySource
+from streamal.transports import MemoryBroker
 
 TOPICS = Topics()
 POLICY = LoopPolicy(tune_gc=False)
 
 
 def _broker() -> MemoryBroker:
-    broker = MemoryBroker()
-    broker.create_topic(TOPICS.samples, partitions=2)
-    broker.create_topic(TOPICS.queries, partitions=2)
-    broker.create_topic(TOPICS.labels, partitions=2)
-    broker.create_topic("streamal.state")
-    return broker
+    return memory_group_broker(TOPICS)  # type: ignore[no-any-return]
 
 
 def _member(broker: MemoryBroker, folder: Path, name: str) -> GroupService:
-    def decider(p: int) -> ActiveLearner:
-        return build_active_learner(LearnerSpec("logreg", "entropy", "full", 1.0, seed=p))
-
-    return GroupService(
-        build_learner(LearnerSpec("logreg", "entropy", "full", 1.0, seed=1)),
-        MemorySource(broker, share=True),
-        MemorySink(broker),
-        Checkpointer(folder / name),
-        TOPICS,
-        POLICY,
-        config_hash="h",
-        reader=MemoryReader(broker),
-        state_reader=MemoryReader(broker),
-        new_decider=decider,
-        instance_id=name,
-    )
+    spec = LearnerSpec("logreg", "entropy", "full", 1.0, seed=1)
+    return memory_group_member(broker, folder, name, spec, TOPICS, decider_seed=0)  # type: ignore[no-any-return]
 
 
 def _answer_all(broker: MemoryBroker) -> None:

@@ -24,16 +24,16 @@ from pathlib import Path
 
 import _hostile as hostile
 import pytest
+from _helpers import memory_group_broker, memory_group_member
 
-from streamal.core.checkpoint import Checkpointer
 from streamal.core.learner import ActiveLearner
 from streamal.core.partition import STATE_MAGIC, PartitionState, decision_state, encode_state
-from streamal.core.spec import LearnerSpec, build_active_learner, build_learner
+from streamal.core.spec import LearnerSpec
 from streamal.messages import Label, Limits, Sample, encode
 from streamal.service.group import KEEP_STATES, GroupService
 from streamal.service.loop import LoopPolicy, Topics
 from streamal.service.outputs import REASONS
-from streamal.transports import MemoryBroker, MemoryReader, MemorySink, MemorySource
+from streamal.transports import MemoryBroker
 
 TOPICS = Topics()
 POLICY = LoopPolicy(tune_gc=False)
@@ -44,31 +44,13 @@ Planted = tuple[bytes | None, bytes | None]
 
 
 def _broker() -> MemoryBroker:
-    broker = MemoryBroker()
-    for name in (TOPICS.samples, TOPICS.queries, TOPICS.labels):
-        broker.create_topic(name, partitions=2)
-    broker.create_topic(STATE)
-    return broker
+    return memory_group_broker(TOPICS)  # type: ignore[no-any-return]
 
 
 def _member(broker: MemoryBroker, folder: Path, name: str, key: bytes | None) -> GroupService:
-    def decider(p: int) -> ActiveLearner:
-        return build_active_learner(LearnerSpec("logreg", "entropy", "random", 0.3, seed=p))
-
-    return GroupService(
-        build_learner(LearnerSpec("logreg", "entropy", "random", 0.3, seed=1)),
-        MemorySource(broker, share=True),
-        MemorySink(broker),
-        Checkpointer(folder / name),
-        TOPICS,
-        POLICY,
-        config_hash="h",
-        limits=LIMITS,
-        reader=MemoryReader(broker),
-        state_reader=MemoryReader(broker),
-        new_decider=decider,
-        instance_id=name,
-        key=key,
+    spec = LearnerSpec("logreg", "entropy", "random", 0.3, seed=1)
+    return memory_group_member(  # type: ignore[no-any-return]
+        broker, folder, name, spec, TOPICS, decider_seed=0, key=key, limits=LIMITS
     )
 
 

@@ -16,20 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import memory_group_member
 
 from streamal.budgets import RandomBudget
 from streamal.budgets.base import BudgetManager
-from streamal.core.checkpoint import Checkpointer
 from streamal.core.learner import ActiveLearner
 from streamal.core.registry import BUDGETS, make_budget
-from streamal.core.spec import LearnerSpec, build_active_learner, build_learner
+from streamal.core.spec import LearnerSpec
 from streamal.defaults import DEFAULT_BUDGET
 from streamal.exceptions import ConfigError
 from streamal.messages import Label, Sample, encode
 from streamal.offline.streams import open_source
 from streamal.service.group import GroupService
-from streamal.service.loop import LoopPolicy, Topics
-from streamal.transports import MemoryBroker, MemoryReader, MemorySink, MemorySource
+from streamal.service.loop import Topics
+from streamal.transports import MemoryBroker
 
 RATE = 0.1
 WINDOW = 1000
@@ -111,21 +111,7 @@ def test_every_budget_manager_can_be_paced(budget: str) -> None:
 # -- the whole stream, through group mode ---------------------------------------------
 def _member(broker: MemoryBroker, folder: Path, name: str, partitions: int) -> GroupService:
     spec = LearnerSpec("logreg", "margin", DEFAULT_BUDGET, RATE, seed=7)
-    return GroupService(
-        build_learner(spec),
-        MemorySource(broker, share=True),
-        MemorySink(broker),
-        Checkpointer(folder / name),
-        TOPICS,
-        LoopPolicy(tune_gc=False),
-        config_hash="h",
-        reader=MemoryReader(broker),
-        state_reader=MemoryReader(broker),
-        new_decider=lambda p: build_active_learner(
-            LearnerSpec("logreg", "margin", DEFAULT_BUDGET, RATE, seed=7 + p)
-        ),
-        instance_id=name,
-    )
+    return memory_group_member(broker, folder, name, spec, TOPICS, decider_seed=7)  # type: ignore[no-any-return]
 
 
 def run_group(

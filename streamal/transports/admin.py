@@ -50,26 +50,39 @@ def create_topics(
     TransportError
         If the broker is unreachable or refuses a topic (the message names it).
     """
-    from kafka.admin import NewTopic
-
     admin = _admin(client)
     try:
-        with map_kafka_errors("cannot create topics"):
-            result = admin.create_topics(
-                [NewTopic(name, partitions, replication) for name in names], raise_errors=False
-            )
+        existing = _create(admin, [TopicSpec(name, partitions, replication) for name in names])
     finally:
         admin.close()
-    created = []
+    return [name for name in names if name not in existing]
+
+
+def _create(admin: Any, specs: Sequence[TopicSpec]) -> set[str]:
+    """Create the topics of ``specs``; return the names that existed already.
+
+    Raises :class:`TransportError` when the broker refuses a topic for another reason.
+    """
+    from kafka.admin import NewTopic
+
+    with map_kafka_errors("cannot create topics"):
+        result = admin.create_topics(
+            [
+                NewTopic(s.name, s.partitions, s.replication, topic_configs=dict(s.configs))
+                for s in specs
+            ],
+            raise_errors=False,
+        )
+    existing = set()
     for topic in result["topics"]:
-        code = topic["error_code"]
-        if code == 0:
-            created.append(topic["name"])
-        elif code != _ALREADY_EXISTS:
+        code, name = topic["error_code"], topic["name"]
+        if code == _ALREADY_EXISTS:
+            existing.add(name)
+        elif code != 0:
             raise TransportError(
-                f"cannot create topic {topic['name']!r}: {topic['error_message']} (code {code})"
+                f"cannot create topic {name!r}: {topic['error_message']} (code {code})"
             )
-    return created
+    return existing
 
 
 def delete_topics(client: Mapping[str, Any], names: Sequence[str]) -> None:
@@ -145,24 +158,12 @@ def ensure_topics(client: Mapping[str, Any], specs: Sequence[TopicSpec]) -> list
     TransportError
         If the broker is unreachable or refuses a topic (the message names it).
     """
-    from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+    from kafka.admin import ConfigResource, ConfigResourceType
 
     admin = _admin(client)
     try:
-        with map_kafka_errors("cannot create topics"):
-            result = admin.create_topics(
-                [
-                    NewTopic(s.name, s.partitions, s.replication, topic_configs=dict(s.configs))
-                    for s in specs
-                ],
-                raise_errors=False,
-            )
-        codes = {t["name"]: (t["error_code"], t["error_message"]) for t in result["topics"]}
-        existing = [s for s in specs if codes.get(s.name, (0, ""))[0] == _ALREADY_EXISTS]
-        for spec in specs:
-            code, message = codes.get(spec.name, (0, ""))
-            if code not in (0, _ALREADY_EXISTS):
-                raise TransportError(f"cannot create topic {spec.name!r}: {message} (code {code})")
+        names = _create(admin, specs)
+        existing = [s for s in specs if s.name in names]
         described: dict[str, Any] = {}
         configs: dict[str, Any] = {}
         if existing:
