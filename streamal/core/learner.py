@@ -445,9 +445,13 @@ class ActiveLearner:
                     sample_id, x, now, deadline, score, prediction, version, purpose, propensity
                 )
             )
+            if strategy.stateful:
+                strategy.queried(x)
             if evicted is not None:
                 stats.evicted += 1
                 self._close(evicted.sample_id, LabelOutcome.EXPIRED)
+                if strategy.stateful:
+                    strategy.closed(evicted.x)
             if deadline != _INF:
                 soonest = self._next_deadline
                 if soonest is None or deadline < soonest:
@@ -549,9 +553,14 @@ class ActiveLearner:
         """
         self.stats.queried += 1
         evicted = self.pending.put(entry)
+        strategy = self.strategy
+        if strategy.stateful:
+            strategy.queried(entry.x)
         if evicted is not None:
             self.stats.evicted += 1
             self._close(evicted.sample_id, LabelOutcome.EXPIRED)
+            if strategy.stateful:
+                strategy.closed(evicted.x)
         deadline = entry.expires_at
         if deadline != _INF:
             soonest = self._next_deadline
@@ -561,8 +570,11 @@ class ActiveLearner:
     def expire(self, now: float) -> list[PendingEntry]:
         """Expire the queries whose deadline is at or before ``now``; return them."""
         expired = self.pending.expire(now)
+        strategy = self.strategy
         for entry in expired:
             self._close(entry.sample_id, LabelOutcome.EXPIRED)
+            if strategy.stateful:
+                strategy.closed(entry.x)
         self.stats.expired += len(expired)
         self.stats.expired_queries += len(expired)
         deadline = self.pending.next_deadline()
@@ -603,6 +615,8 @@ class ActiveLearner:
             return self._closed_outcome(sample_id)
         if entry.expires_at < self._now:
             self._close(sample_id, LabelOutcome.EXPIRED)
+            if self.strategy.stateful:
+                self.strategy.closed(entry.x)
             self.stats.expired += 1
             self.stats.expired_queries += 1
             return LabelOutcome.EXPIRED
@@ -774,6 +788,8 @@ class ActiveLearner:
         entry = self.pending.pop(sample_id)
         if entry is None:
             return False
+        if self.strategy.stateful:
+            self.strategy.closed(entry.x)
         self.budget.on_label(entry.prediction == y)
         self.stats.applied += 1
         return True

@@ -232,6 +232,11 @@ register_strategy(
     strategies.ProbabilisticAL,
     "probabilistic active learning: expected gain from kernel label frequencies",
 )
+register_strategy(
+    "inflight",
+    strategies.InFlight,
+    "an inner strategy (margin) discounted near the queries still waiting for labels",
+)
 
 register_budget(
     "variable_threshold",

@@ -4,6 +4,7 @@ from streamal.strategies.base import Strategy, normalize
 from streamal.strategies.committee import BALD, Committee, ConsensusKL, VoteEntropy
 from streamal.strategies.density import DensityMargin
 from streamal.strategies.egl import ExpectedGradientLength
+from streamal.strategies.inflight import InFlight
 from streamal.strategies.pal import ProbabilisticAL
 from streamal.strategies.random import RandomScore
 from streamal.strategies.uncertainty import Entropy, LeastConfidence, Margin
@@ -15,6 +16,7 @@ __all__ = [
     "DensityMargin",
     "Entropy",
     "ExpectedGradientLength",
+    "InFlight",
     "LeastConfidence",
     "Margin",
     "ProbabilisticAL",

@@ -18,7 +18,8 @@ class Strategy(base.Base):  # type: ignore[misc]
     ``score`` is pure: it reads the model and the strategy's state but changes nothing.
     Strategies that keep state about the stream (density windows, label counts) update
     it in :meth:`observe` (every arrival, after scoring) and :meth:`learn` (every
-    labelled sample).
+    labelled sample); those that follow their own pending queries also in
+    :meth:`queried` and :meth:`closed`.
 
     Subclasses store each constructor argument under its own name (river convention),
     so that ``clone()``, ``repr`` and checkpoints work.
@@ -38,6 +39,16 @@ class Strategy(base.Base):  # type: ignore[misc]
 
     def learn(self, x: dict[str, Any], y: Any) -> None:
         """Update the strategy's state with a labelled sample."""
+
+    def queried(self, x: dict[str, Any]) -> None:
+        """``x``'s label was asked for: its query now waits (called after :meth:`observe`).
+
+        Its answer comes through :meth:`learn`; a query that closes without one (expired,
+        evicted, or answered to another learner in scale-out mode) through :meth:`closed`.
+        """
+
+    def closed(self, x: dict[str, Any]) -> None:
+        """The query for ``x`` closed without the strategy learning its label."""
 
 
 def normalize(proba: dict[Any, float]) -> list[float]:
