@@ -12,6 +12,14 @@ The learner tells the strategy which arrivals it queried (:meth:`Strategy.querie
 which were answered (:meth:`Strategy.learn`) and which closed without a label
 (:meth:`Strategy.closed`); the strategy keeps the feature vectors of the most recent
 pending queries itself, so it works the same with every pending store.
+
+Related work: Pham, Kottke, Krempl & Sick, "Stream-based active learning for sliding
+windows under the influence of verification latency", Machine Learning 111 (2022),
+which simulates the labels of pending queries; Castellani, Schmitt & Hammer,
+"Stream-based active learning with verification latency in non-stationary
+environments", ICANN 2022. Here the pending queries only discount the score. It is
+opt-in and not recommended by measurement: docs/benchmarks.md, "In-flight-aware
+selection", gives the figures.
 """
 
 from __future__ import annotations
