@@ -227,6 +227,10 @@ def instances(n: int, env: dict[str, str], workdir: Path) -> Iterator[list[tuple
                 proc.wait(10)
 
 
+class BrokerGone(RuntimeError):
+    """The broker process exited during a run (the instances could not settle without it)."""
+
+
 def run_once(
     n: int,
     single: bool,
@@ -429,7 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     costs = model_costs(stream, warm, args)
     print(f"model costs: {costs}", file=sys.stderr)
     runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp, LocalBroker() as broker:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        LocalBroker(log_path=Path(tmp) / "broker.log") as broker,
+    ):
         warm_file = Path(tmp) / "warm.jsonl"
         with warm_file.open("w") as fh:
             for s in warm:
@@ -441,18 +448,24 @@ def main(argv: list[str] | None = None) -> int:
         assert broker.pid is not None
         for r in range(args.rounds):
             for name, n in zip(runs_of, counts, strict=True):
-                run = run_once(
-                    n,
-                    name == "single",
-                    bootstrap,
-                    broker.pid,
-                    samples_topic,
-                    args.partitions,
-                    len(stream),
-                    answers,
-                    warm_file,
-                    args,
-                )
+                try:
+                    run = run_once(
+                        n,
+                        name == "single",
+                        bootstrap,
+                        broker.pid,
+                        samples_topic,
+                        args.partitions,
+                        len(stream),
+                        answers,
+                        warm_file,
+                        args,
+                    )
+                except RuntimeError as err:
+                    if broker.running:
+                        raise
+                    log = (Path(tmp) / "broker.log").read_text(errors="replace")[-3000:]
+                    raise BrokerGone(f"{err}; the broker exited during the run:\n{log}") from err
                 run["round"] = r
                 runs.append(run)
                 print(

@@ -142,7 +142,13 @@ def test_scale_quick_two_instances_share_the_partitions(tmp_path: Path) -> None:
 
     out = tmp_path / "scale.json"
     argv = ["--quick", "--instances", "single,2", "--partitions", "2", "--json", str(out)]
-    assert scale.main(argv) == 0
+    try:
+        assert scale.main(argv) == 0
+    except scale.BrokerGone as err:
+        # Once in CI the tansu process vanished mid-run (its log is in the message): that
+        # is the broker's, not the service's; one more try on a fresh broker.
+        print(f"retrying once: {err}", file=sys.stderr)
+        assert scale.main(argv) == 0
     result = json.loads(out.read_text())
     single, run = result["runs"]
     assert single["mode"] == "single" and single["decided"] > 0

@@ -316,6 +316,44 @@ def test_broker_outage_is_ridden_out_then_exits_when_too_long(tmp_path: Path) ->
     assert service.health() == (False, "the loop failed")
 
 
+class RaisingSource(TickingSource):
+    """Polls raise while the broker is down, as kafka-python 3's do on a refused
+    connection (the memory source's return nothing)."""
+
+    def poll(self, max_records: int, timeout: float) -> list[Any]:
+        if self.broker.down:
+            self.clock.t += 0.5
+            raise TransportError("poll failed: KafkaConnectionError: 111 ECONNREFUSED")
+        return super().poll(max_records, timeout)
+
+
+def test_polls_that_raise_are_an_outage_not_a_crash(tmp_path: Path) -> None:
+    broker, clock = MemoryBroker(), Clock()
+    broker.produce(TOPICS.samples, sample(0))
+    policy = LoopPolicy(
+        commit_every=50,
+        commit_interval=1e9,
+        health_interval=1.0,
+        broker_timeout=10.0,
+        poll_timeout=0.01,
+    )
+    service = make(
+        broker, tmp_path, clock=clock, policy=policy, source=RaisingSource(broker, clock)
+    )
+    service.run(count=1)
+    broker.down = True
+    service.run(timeout=3.0)  # a short outage: polls raise, the loop rides it out
+    assert service.readiness() == (False, "broker unreachable")
+    broker.down = False
+    broker.produce(TOPICS.samples, sample(1))
+    service.run(count=1)
+    assert service.readiness() == (True, "ok")
+    assert service.learner.stats.seen == 2
+    broker.down = True
+    with pytest.raises(TransportError, match="unreachable for 1[0-9] s .*ECONNREFUSED"):
+        service.run(timeout=60.0)
+
+
 class RecordingSink(MemorySink):
     """A memory sink that records the timeout of every flush and of its close."""
 

@@ -4,7 +4,10 @@ Kafka clients hide outages: a poll just returns nothing. :class:`BrokerWatch` pr
 broker every ``interval`` seconds while no records arrive, and raises
 :class:`~streamal.exceptions.TransportError` once the broker has been unreachable for
 ``timeout`` seconds, so that the process exits non-zero and an orchestrator restarts it
-(shorter outages are ridden out: the clients reconnect by themselves).
+(shorter outages are ridden out: the clients reconnect by themselves). A poll that raises
+(kafka-python 3 raises a refused connection from ``poll``) counts as the same outage:
+:meth:`BrokerWatch.poll` returns no records for it, and raises the same error once polls
+have failed for ``timeout`` seconds.
 
 Examples
 --------
@@ -23,10 +26,11 @@ streamal.exceptions.TransportError: the broker has been unreachable for 34 s (..
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from streamal.exceptions import TransportError
-from streamal.transports.base import Source
+from streamal.transports.base import Envelope, Reader, Source
 
 __all__ = ["BrokerWatch"]
 
@@ -66,6 +70,29 @@ class BrokerWatch:
         self.reachable = True
         self._last_probe = clock()
         self._down_since: float | None = None
+        #: Since when each poller's polls have raised (by ``id``), for :meth:`poll`.
+        self._polls_failing: dict[int, float] = {}
+
+    def poll(self, source: Source | Reader, max_records: int, timeout: float) -> list[Envelope]:
+        """``source.poll``, with a poll that raises taken as an outage.
+
+        A failed poll is noted like :meth:`failed`, pauses for ``timeout`` (at most half a
+        second, so that a poll that fails at once does not spin) and returns no records;
+        once this source's polls have failed for ``timeout`` seconds of the watch, the
+        error is raised as an outage that is too long.
+        """
+        try:
+            batch = source.poll(max_records, timeout)
+        except TransportError as err:
+            now = self.clock()
+            since = self._polls_failing.setdefault(id(source), now)
+            self.failed(str(err))
+            if now - since >= self.timeout:
+                raise TransportError(self._too_long(now - since, err)) from err
+            time.sleep(min(timeout, 0.5))
+            return []
+        self._polls_failing.pop(id(source), None)
+        return batch
 
     def observe(self, got_records: bool) -> None:
         """Note one loop turn; probe if due; raise if the outage is too long."""
@@ -84,13 +111,17 @@ class BrokerWatch:
             self.failed(str(err))
             down = now - (self._down_since or now)
             if down >= self.timeout:
-                raise TransportError(
-                    f"the broker has been unreachable for {down:.0f} s (last error: {err}); "
-                    "exiting so that the service is restarted. Check that the broker is up "
-                    "and that kafka.bootstrap_servers points at it"
-                ) from err
+                raise TransportError(self._too_long(down, err)) from err
             return
         self._set(True, now)
+
+    @staticmethod
+    def _too_long(down: float, err: TransportError) -> str:
+        return (
+            f"the broker has been unreachable for {down:.0f} s (last error: {err}); "
+            "exiting so that the service is restarted. Check that the broker is up "
+            "and that kafka.bootstrap_servers points at it"
+        )
 
     def failed(self, reason: str) -> None:
         """Note a broker operation that failed (a flush or commit): unreachable until a probe

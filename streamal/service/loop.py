@@ -253,7 +253,7 @@ class Service:
                 limit = self.policy.max_batch
                 if count is not None:
                     limit = min(limit, count - processed)
-                batch = self.source.poll(limit, self.policy.poll_timeout)
+                batch = self.watch.poll(self.source, limit, self.policy.poll_timeout)
                 self._raise_callback_error()
                 if batch:
                     self._process(batch)
