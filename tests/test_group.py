@@ -339,3 +339,34 @@ def test_serve_refuses_group_mode_with_window_or_sqlite_before_connecting() -> N
         )
         with pytest.raises(ConfigError, match="group mode"):
             build_service(settings, CollectorRegistry())
+
+
+def test_a_zombie_owners_late_record_cannot_roll_a_partition_back(tmp_path: Path) -> None:
+    # a owns the partitions, then loses them to b without noticing (a paused "zombie"):
+    # a record it writes after b took over, even one claiming a later offset, ranks
+    # below b's by ownership epoch, so the next owner resumes from b's state.
+    broker = _broker()
+    samples = _stream(1200)
+    oracle = Oracle(broker, {s.id: s.y for s in samples})
+    a = _member(broker, tmp_path, "a")
+    _feed(broker, samples[:600], [a], oracle)
+    late = next(
+        decode_state(env.value or b"")
+        for env in reversed(broker.records("streamal.state"))
+        if env.key == b"0"
+    )
+    assert late.epoch == 1  # the first owner of a partition with no record
+    a.close()
+    b = _member(broker, tmp_path, "b")
+    _feed(broker, samples[600:], [b], oracle)
+    assert {s.epoch for s in _states(broker).values()} == {2}
+    expected = b.deciders[0].stats.seen, b.deciders[0].budget.spent
+    late.offset += 10_000  # the zombie went on deciding on its stale copy
+    broker.produce("streamal.state", encode_state(late), b"0")
+    b.close()
+    c = _member(broker, tmp_path, "c")
+    c.run(timeout=0.0)
+    assert (c.deciders[0].stats.seen, c.deciders[0].budget.spent) == expected
+    assert c.samples_positions[0] < late.offset
+    c.run(timeout=0.0)  # c claims every partition it took with the next epoch
+    assert {s.epoch for s in _states(broker).values()} == {3}

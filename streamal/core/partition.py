@@ -102,6 +102,13 @@ class PartitionState:
         every refused message before it was dead-lettered by the writer, so the next
         owner writes only the ones after. Records written before this field existed
         restore as ``{}``.
+    epoch
+        The ownership epoch of the writer: each instance that takes the partition writes
+        one more than the highest epoch among the partition's records it read. The next
+        owner restores from the record of the highest epoch (then the highest offset), so
+        a record written late by an owner that had lost the partition without noticing
+        (a paused or partitioned *zombie*), or an old record written again, cannot roll
+        the partition back. Records written before this field existed restore as ``0``.
     """
 
     partition: int
@@ -112,10 +119,11 @@ class PartitionState:
     instance: str = ""
     written_at: float = field(default_factory=time.time)
     read: dict[tuple[str, int], int] = field(default_factory=dict)
+    epoch: int = 0
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Records written before a field existed restore it with its default.
-        self.__dict__.update({"read": {}, **state})
+        self.__dict__.update({"read": {}, "epoch": 0, **state})
 
 
 def decision_state(learner: ActiveLearner) -> dict[str, Any]:
@@ -293,5 +301,7 @@ def _check_fields(state: PartitionState) -> None:
         problem = "its outbox holds something other than (topic, key, value) messages"
     elif not isinstance(d.get("read"), dict) or not isinstance(d.get("config_hash"), str):
         problem = "its read positions or config hash have the wrong type"
+    elif type(d.get("epoch")) is not int or d["epoch"] < 0:
+        problem = "its ownership epoch is not a count"
     if problem:
         raise CheckpointError(f"partition state record is malformed: {problem}")

@@ -47,6 +47,12 @@ of the work scale differently:
   passes the frame check but cannot be restored (its pickle, its fields) is refused
   when its partition is taken, and the partition's previous record is used instead.
   A refused record changes nothing (``streamal_state_records_refused_total``).
+- **Ownership epochs fence out zombies.** Each record carries the writer's ownership
+  epoch (:attr:`~streamal.core.partition.PartitionState.epoch`): an instance that takes
+  a partition writes one more than the highest epoch among the partition's records, and
+  claims it with a record at its first checkpoint. The next owner ranks the records by
+  epoch, then offset: a record written late by an owner that lost the partition without
+  noticing (a paused process, a network partition) cannot roll the partition back.
 
 A (re)started instance restores its own snapshot, then reads the queries and labels it
 missed up to their end before it joins the group (``group.catch_up_timeout`` bounds it);
@@ -158,7 +164,8 @@ MAX_REFUSED = 10_000
 #: of a long state topic would slow every assignment), so without ``checkpoint.key``
 #: more than 3 framed but bad records in a row push the good one out: the partition
 #: then starts afresh. With the key no outsider's record is kept. Each kept record holds
-#: a partition's pending ids, so a few only.
+#: a partition's pending ids, so a few only. The kept records are ranked by ownership
+#: epoch when the partition is taken; one that fails to restore is forgotten.
 KEEP_STATES = 4
 _INF = math.inf
 #: Where a message was read: topic, partition, offset.
@@ -344,6 +351,8 @@ class GroupService(Service):
         #: The newest state records of each samples partition read from the state topic
         #: (newest last; at most KEEP_STATES, each of which passed the frame check).
         self.states: dict[int, list[bytes]] = {}
+        #: The ownership epoch this instance writes for each owned samples partition.
+        self._epochs: dict[int, int] = {}
         self.caught_up = False
         self._early: OrderedDict[str, tuple[Label, Envelope]] = OrderedDict()
         #: Refused labels and queries read without the dead-letter partition:
@@ -473,14 +482,14 @@ class GroupService(Service):
                 limit = self.policy.max_batch
                 if count is not None:
                     limit = min(limit, count - processed)
-                side = self.reader.poll(limit, 0.0)
+                side = self.watch.poll(self.reader, limit, 0.0)
                 if side:
                     self._process_side(side)
                     processed += len(side)
                     limit = max(1, limit - len(side)) if count is not None else limit
                 batch: list[Envelope] = []
                 if count is None or processed < count:
-                    batch = self.source.poll(limit, 0.0 if side else wait)
+                    batch = self.watch.poll(self.source, limit, 0.0 if side else wait)
                 self._raise_callback_error()
                 if batch:
                     self._process(batch)
@@ -697,6 +706,7 @@ class GroupService(Service):
                 list(handler.outbox),
                 self.config_hash,
                 self.instance_id,
+                epoch=self._epochs.get(p, 0),
             )
             if p == DEAD_LETTER_PARTITION:
                 state.read = self._side_read()
@@ -764,6 +774,7 @@ class GroupService(Service):
             if topic == samples:
                 self.handlers.pop(p, None)
                 self.samples_positions.pop(p, None)
+                self._epochs.pop(p, None)
                 self.dirty.discard(p)
         self.group_metrics.assigned.set(len(self.handlers))
 
@@ -785,6 +796,7 @@ class GroupService(Service):
         decider, state = self._restore(p)
         if state is not None:
             self.samples_positions[p] = state.offset
+            self.dirty.add(p)  # the next checkpoint claims the partition with our epoch
             self.source.seek({(self.topics.samples, p): state.offset})
             for topic, key, value in state.outbox:
                 self.sink.send(topic, value, key)
@@ -836,14 +848,22 @@ class GroupService(Service):
         return decider
 
     def _restore(self, p: int) -> tuple[ActiveLearner, PartitionState | None]:
-        """A decider for ``p`` restored from its newest record that can be restored.
+        """A decider for ``p`` restored from its best record that can be restored.
 
-        A record that cannot (its pickle, its fields, another partition's) is refused and
-        logged, and the one before it is tried; a record of other learner settings stops
-        the instance (a misconfigured group, not a bad record).
+        The records are ranked by ownership epoch, then samples offset, then order on
+        the topic (:attr:`~streamal.core.partition.PartitionState.epoch`): a record a
+        zombie owner wrote after the partition had moved, or an old one written again,
+        ranks below its successors'. A record that cannot be restored (its pickle, its
+        fields, another partition's) is refused and logged, and the next one is tried;
+        a record of other learner settings stops the instance (a misconfigured group,
+        not a bad record). Records this instance takes ``p`` with are written with one
+        more than the highest epoch read.
         """
         records = self.states.get(p, [])
-        for record in reversed(records):
+        where = f"{self.state_topic} (samples partition {p})"
+        decoded: list[tuple[int, int, int, PartitionState]] = []
+        refused: list[int] = []
+        for index, record in enumerate(records):
             try:
                 state = decode_state(record, self.key)
                 if state.partition != p:
@@ -851,8 +871,31 @@ class GroupService(Service):
                         f"partition state record of partition {state.partition} under key {p}"
                     )
             except CheckpointError as err:
-                self._refuse_state(f"{self.state_topic} (samples partition {p})", err)
+                self._refuse_state(where, err)
+                refused.append(index)
                 continue
+            decoded.append((state.epoch, state.offset, index, state))
+        decoded.sort(key=lambda item: item[:3], reverse=True)
+        self._epochs[p] = max((item[0] for item in decoded), default=0) + 1
+        try:
+            return self._restore_best(p, decoded, refused, where, len(records))
+        finally:
+            # A refused record is refused for good: forgotten, so that taking the
+            # partition again neither decodes nor counts it again.
+            if refused:
+                gone = set(refused)
+                self.states[p] = [r for i, r in enumerate(records) if i not in gone]
+
+    def _restore_best(
+        self,
+        p: int,
+        decoded: list[tuple[int, int, int, PartitionState]],
+        refused: list[int],
+        where: str,
+        total: int,
+    ) -> tuple[ActiveLearner, PartitionState | None]:
+        """The decider of the best-ranked decoded record that restores (see :meth:`_restore`)."""
+        for _epoch, _offset, index, state in decoded:
             if self.config_hash and state.config_hash and state.config_hash != self.config_hash:
                 raise CheckpointError(
                     f"the state of samples partition {p} in {self.state_topic} was written with "
@@ -863,15 +906,16 @@ class GroupService(Service):
             try:
                 decider = restore_decisions(self._decider(p), state.decider)
             except Exception as err:  # fields of the wrong type inside the decider state
-                self._refuse_state(f"{self.state_topic} (samples partition {p})", err)
+                self._refuse_state(where, err)
+                refused.append(index)
                 continue
             return decider, state
-        if records:
+        if total:
             log.error(
                 "samples partition %d: none of its %d state record(s) could be restored; "
                 "starting a budget for it from the group's committed offset",
                 p,
-                len(records),
+                total,
             )
         return self._decider(p), None
 
