@@ -320,8 +320,10 @@ def report(rows: list[dict[str, Any]], default: str) -> dict[str, Any]:
                 c["vs_random"].append(acc - racc)
                 c["win"].append(float(acc > racc))
                 c["order_sd"].append(statistics.pstdev(diffs))
-                if gap == gap:
+                if gap == gap:  # nan (full and random level) is left out; the key stays
                     c["gap"].append(gap)
+                else:
+                    c.setdefault("gap", [])
                 mine = names.get(default)
                 if mine is not None and len(mine) == len(triples):
                     ratios = [

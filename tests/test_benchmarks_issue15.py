@@ -73,3 +73,25 @@ def test_selection_reports_an_extra_directory_apart(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "selection.md").exists()  # the suite stays apart
     report = (tmp_path / "out" / "external.md").read_text()
     assert "skactiveml VU+BIQF @ equal labels" in report and "| external |" in report
+
+
+def test_selection_report_of_streams_where_full_and_random_are_level() -> None:
+    # Every gap undefined (full labels no better than random): the headline says nan
+    # instead of failing (it once raised KeyError: 'gap' on such a partial report).
+    def row(strategy: str, budget: str, accuracy: float) -> dict[str, object]:
+        return {
+            "stream": "iris", "order": 0, "limit": 2000, "model": "gnb", "strategy": strategy,
+            "budget": budget, "rate": 0.1, "delay": 0, "accuracy": accuracy, "macro_f1": accuracy,
+            "kappa": 0.5, "labels": 15, "samples": 150,
+        }  # fmt: skip
+
+    rows = [
+        row("full", "full", 0.9),
+        row("random", "random", 0.9),
+        row(selection.DEFAULT_STRATEGY, selection.DEFAULT_BUDGET, 0.91),
+    ]
+    default = f"{selection.DEFAULT_STRATEGY}/{selection.DEFAULT_BUDGET}"
+    summary = selection.report(rows, default)
+    (group,) = summary.values()
+    assert group["configs"][default]["gap"] != group["configs"][default]["gap"]  # nan
+    assert "| nan |" in "\n".join(selection._headline(summary, default))
