@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -330,13 +331,7 @@ class RaisingSource(TickingSource):
 def test_polls_that_raise_are_an_outage_not_a_crash(tmp_path: Path) -> None:
     broker, clock = MemoryBroker(), Clock()
     broker.produce(TOPICS.samples, sample(0))
-    policy = LoopPolicy(
-        commit_every=50,
-        commit_interval=1e9,
-        health_interval=1.0,
-        broker_timeout=10.0,
-        poll_timeout=0.01,
-    )
+    policy = replace(POLICY, poll_timeout=0.01)
     service = make(
         broker, tmp_path, clock=clock, policy=policy, source=RaisingSource(broker, clock)
     )
