@@ -15,6 +15,7 @@ the pseudo-label is learned after the prediction that the prequential accuracy c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from river import base
@@ -52,37 +53,9 @@ class SelfTraining(base.Classifier):  # type: ignore[misc]
         return max(proba, key=proba.__getitem__) if proba else None
 
 
-def _make(model: str, tau: float) -> SelfTraining:
-    return SelfTraining(build_model(model, seed=SEED), tau)
-
-
-def logreg_90() -> SelfTraining:
-    return _make("logreg", 0.90)
-
-
-def logreg_98() -> SelfTraining:
-    return _make("logreg", 0.98)
-
-
-def gnb_90() -> SelfTraining:
-    return _make("gnb", 0.90)
-
-
-def gnb_98() -> SelfTraining:
-    return _make("gnb", 0.98)
-
-
-def hoeffding_90() -> SelfTraining:
-    return _make("hoeffding", 0.90)
-
-
-def hoeffding_98() -> SelfTraining:
-    return _make("hoeffding", 0.98)
-
-
-def arf_90() -> SelfTraining:
-    return _make("arf", 0.90)
-
-
-def arf_98() -> SelfTraining:
-    return _make("arf", 0.98)
+def __getattr__(name: str) -> Callable[[], SelfTraining]:
+    """``MODEL_TT`` (e.g. ``gnb_90``): the registered ``MODEL`` with ``tau = TT / 100``."""
+    model, _, tau = name.rpartition("_")
+    if not model or not tau.isdigit():
+        raise AttributeError(name)
+    return lambda: SelfTraining(build_model(model, seed=SEED), int(tau) / 100)
