@@ -66,6 +66,19 @@ def test_an_id_whose_query_was_closed_is_not_bought_again() -> None:
     assert al.process(sample(2)).queried  # other ids still are
 
 
+def test_with_an_audit_slice_a_closed_id_is_bought_neither_by_the_manager_nor_as_audit() -> None:
+    al = learner(audit=1.0, seed=3)  # audit blocks of 2 arrivals: one in two is audited
+    al.budget = budgets.FullBudget()
+    assert al.process(sample(1)).queried
+    assert al.apply(Label(sample_id="1", y=False)) is LabelOutcome.APPLIED
+    plan = al._audit_plan
+    assert plan is not None and plan.refused == 0
+    # Its label would be refused as a duplicate: neither the manager nor an audit buys it.
+    again = [al.process(sample(1)) for _ in range(10)]
+    assert not any(d.queried for d in again) and al.budget.spent == 1
+    assert plan.refused >= 3  # the audits drawn on those arrivals are counted as refused
+
+
 def test_ttl_in_seconds_when_samples_carry_time() -> None:
     al = learner(ttl=10.0)
     d = al.process(sample(0, ts=1000.0))

@@ -422,12 +422,12 @@ class ActiveLearner:
         soonest = self._next_deadline
         if soonest is not None and now >= soonest:
             self.expire(now)
+        # An id whose query was closed (answered, expired) is not bought again: its
+        # label would be refused as closed, so the label would be paid for in vain.
+        fresh = sample_id not in self._applied_ids and self._closed.get(sample_id) is None
         if self.audit:
-            queried, allowed, purpose, propensity = self._decide_audited(score, now)
+            queried, allowed, purpose, propensity = self._decide_audited(score, now, fresh)
         else:
-            # An id whose query was closed (answered, expired) is not bought again: its
-            # label would be refused as closed, so the label would be paid for in vain.
-            fresh = sample_id not in self._applied_ids and self._closed.get(sample_id) is None
             queried, allowed, propensity = self.budget.verdict(
                 score, now, len(pending), allowed=fresh
             )
@@ -504,7 +504,9 @@ class ActiveLearner:
             strategy.observe(x)
         return proba, top_class(proba), score
 
-    def _decide_audited(self, score: float, now: float) -> tuple[bool, bool, Purpose, float | None]:
+    def _decide_audited(
+        self, score: float, now: float, fresh: bool = True
+    ) -> tuple[bool, bool, Purpose, float | None]:
         """The decision when an audit slice is on: (queried, allowed, purpose, propensity).
 
         Whether the arrival is audited comes from the :class:`~streamal.core.audit.AuditPlan`
@@ -513,7 +515,9 @@ class ActiveLearner:
         whatever the manager decided. ``propensity`` is the probability that this
         arrival was queried given the past: ``1/K + (1 - 1/K) · p``, with ``p`` the
         manager's query probability (from its verdict, else 1 if it chose the arrival
-        and 0 if not, exact for deterministic managers).
+        and 0 if not, exact for deterministic managers). An arrival whose id already
+        closed (``fresh`` false) is bought neither by the manager nor as an audit: its
+        label would be refused, paid for in vain; an audit drawn there counts as refused.
         """
         budget, plan = self.budget, self._audit_plan
         assert plan is not None
@@ -527,7 +531,7 @@ class ActiveLearner:
             cap() if cap is not None else max(1, math.floor(budget.rate * budget.window + 1e-9)),
             credit() if credit is not None else 0.0,
         )
-        chosen, allowed, p = budget.verdict(score, now, waiting, allowed=gate)
+        chosen, allowed, p = budget.verdict(score, now, waiting, allowed=gate and fresh)
         if not allowed:
             p = 0.0
         elif p is None:
@@ -535,7 +539,7 @@ class ActiveLearner:
         q = plan.probability
         propensity = q + (1.0 - q) * p
         if audited:
-            if chosen or budget.spend_extra(now, waiting):
+            if chosen or (fresh and budget.spend_extra(now, waiting)):
                 plan.served += 1
                 return True, allowed, "audit", propensity
             plan.refused += 1
