@@ -86,19 +86,23 @@ class ReserveNote(ReserveQuantile):
 
 
 class Repeat(base.Classifier):  # type: ignore[misc]
-    """``inner``, learning a label its arrival's exploration draw chose ``k`` times."""
+    """``inner``, learning some labels ``k`` times: ``which`` is ``"explored"`` (those
+    the exploration draw chose), ``"chosen"`` (the others) or ``"all"``."""
 
-    def __init__(self, inner: Any, k: int) -> None:
+    def __init__(self, inner: Any, k: int, which: str = "explored") -> None:
         self.inner = inner
         self.k = k
+        self.which = which
         self.repeated = 0
         EXPLORED.clear()  # a new run
 
     def learn_one(self, x: dict[str, Any], y: Any, **kwargs: Any) -> None:
         key = _key(x)
+        explored = key in EXPLORED
+        EXPLORED.discard(key)
+        which = self.which
         times = 1
-        if key in EXPLORED:
-            EXPLORED.discard(key)
+        if which == "all" or (which == "explored") == explored:
             times = self.k
             self.repeated += 1
         for _ in range(times):
@@ -112,12 +116,18 @@ class Repeat(base.Classifier):  # type: ignore[misc]
         return self.inner.predict_one(x)
 
 
+_WHICH = {"": "explored", "c": "chosen", "a": "all"}
+
+
 def __getattr__(name: str) -> Callable[[], Repeat]:
-    """``MODEL_K`` (e.g. ``gnb_4``): the registered ``MODEL`` learning explored labels K times."""
+    """``MODEL_K`` (e.g. ``gnb_4``): the registered ``MODEL`` learning explored labels K
+    times; ``MODEL_cK`` the labels the quantile rule chose, ``MODEL_aK`` every label."""
     model, _, k = name.rpartition("_")
-    if not model or not k.isdigit():
+    which = _WHICH.get(k[:1] if k[:1].isalpha() else "")
+    k = k.lstrip("ca")
+    if not model or not k.isdigit() or which is None:
         raise AttributeError(name)
-    return lambda: Repeat(build_model(model, seed=SEED), int(k))
+    return lambda: Repeat(build_model(model, seed=SEED), int(k), which)
 
 
 def main(argv: list[str]) -> int:
