@@ -300,7 +300,14 @@ def run_once(
             if stable:
                 break
         if not stable:
-            raise RuntimeError(f"{n} instance(s) did not settle in {args.settle} s")
+            # Say why: an instance without partitions, or one whose count stopped (the
+            # topic drained before the group settled: more --samples).
+            seen = [((m or {}).get("assigned"), (m or {}).get(key)) for m in last]
+            logs = "\n".join(p.read_text()[-2000:] for p in Path(tmp).glob("*.log"))
+            raise RuntimeError(
+                f"{n} instance(s) did not settle in {args.settle} s "
+                f"((assigned, {key}) per instance: {seen}; {total} samples):\n{logs}"
+            )
         settle_s = time.monotonic() - started
         pids = [p.pid for p, _ in procs]
         t0 = time.perf_counter()
@@ -416,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.model = args.model or REGIMES[args.regime]
     if args.quick:
-        args.rounds, args.samples, args.window, args.cost_samples = 1, 40_000, 3.0, 300
+        args.rounds, args.samples, args.window, args.cost_samples = 1, 80_000, 3.0, 300
     runs_of = [c.strip() for c in args.instances.split(",")]
     counts = [1 if c == "single" else int(c) for c in runs_of]
     if max(counts) > args.partitions:
