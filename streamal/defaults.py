@@ -9,7 +9,7 @@ from __future__ import annotations
 __all__ = ["DEFAULT_BUDGET", "DEFAULT_MODEL", "DEFAULT_RATE", "DEFAULT_SEED", "DEFAULT_STRATEGY"]
 
 #: Model spec (see :mod:`streamal.core.models`).
-DEFAULT_MODEL = "arf"
+DEFAULT_MODEL = "arf20"
 #: Strategy spec (see :mod:`streamal.core.registry`).
 DEFAULT_STRATEGY = "margin"
 #: Budget manager spec.

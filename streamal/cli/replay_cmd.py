@@ -103,7 +103,7 @@ def replay_command(
         str,
         typer.Option(
             help="Model spec: logreg, softmax, ovr, gnb, hoeffding, "
-            "hat, arf, bagging, srp, knn or module:attr."
+            "hat, arf, arf20, bagging, srp, knn or module:attr."
         ),
     ] = defaults.DEFAULT_MODEL,
     strategy: Annotated[
