@@ -283,6 +283,10 @@ def test_sigkill_one_instance_under_load_and_restart_it(
     victim = instances[2]
     wait_until(lambda: victim.metric("streamal_partitions_assigned") > 0, 60, "c owns partitions")
     wait_until(lambda: victim.metric("streamal_learner_events", event="seen") > 50, 60, "c at work")
+    # Its own snapshot is saved at the first checkpoint after it learned a label: kill it
+    # only once there is one, so that the restart below has a snapshot to restore (once
+    # in CI the kill came first and the restart started a new model, as it should).
+    wait_until(lambda: any(states[2].glob("snapshot-*.ckpt")), 60, "c saved a snapshot")
     victim.kill()
     survivors = instances[:2]
     wait_until(
