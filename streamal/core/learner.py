@@ -505,7 +505,7 @@ class ActiveLearner:
         return proba, top_class(proba), score
 
     def _decide_audited(
-        self, score: float, now: float, fresh: bool = True
+        self, score: float, now: float, fresh: bool
     ) -> tuple[bool, bool, Purpose, float | None]:
         """The decision when an audit slice is on: (queried, allowed, purpose, propensity).
 

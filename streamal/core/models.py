@@ -10,7 +10,7 @@ gnb         Gaussian naive Bayes
 hoeffding   Hoeffding tree
 hat         Hoeffding adaptive tree (drift-aware)
 arf         adaptive random forest (10 trees)
-arf20       adaptive random forest (20 trees): more accurate per label, about twice the cost
+arf20       adaptive random forest (20 trees; the default)
 bagging     online bagging of 10 Hoeffding trees
 srp         streaming random patches of 10 Hoeffding trees
 knn         scaled k nearest neighbours (k=5) among the last 500 labelled samples
@@ -186,14 +186,8 @@ MODEL_SPECS: dict[str, tuple[str, Callable[[int | None], base.Estimator]]] = {
         "Hoeffding adaptive tree (drift-aware)",
         lambda s: _river("tree").HoeffdingAdaptiveTreeClassifier(seed=s),
     ),
-    "arf": (
-        "adaptive random forest, 10 trees",
-        lambda s: _river("forest").ARFClassifier(n_models=10, seed=s),
-    ),
-    "arf20": (
-        "adaptive random forest, 20 trees (more accurate per label, about twice the cost)",
-        lambda s: _river("forest").ARFClassifier(n_models=20, seed=s),
-    ),
+    "arf": ("adaptive random forest, 10 trees", lambda s: _arf(10, s)),
+    "arf20": ("adaptive random forest, 20 trees (the default)", lambda s: _arf(20, s)),
     "bagging": (
         "online bagging of 10 Hoeffding trees",
         lambda s: _river("ensemble").BaggingClassifier(_hoeffding(s), n_models=10, seed=s),
@@ -207,6 +201,10 @@ MODEL_SPECS: dict[str, tuple[str, Callable[[int | None], base.Estimator]]] = {
         lambda s: _scaled(_knn()),
     ),
 }
+
+
+def _arf(n_models: int, seed: int | None) -> base.Estimator:
+    return _river("forest").ARFClassifier(n_models=n_models, seed=seed)
 
 
 def _knn() -> base.Estimator:
