@@ -303,6 +303,7 @@ def report(rows: list[dict[str, Any]], default: str) -> dict[str, Any]:
         tag += f" / {low}" if low else ""
         configs: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         per_stream: dict[str, dict[str, Any]] = {}
+        cell_acc: dict[str, dict[tuple[str, float], float]] = defaultdict(dict)
         for (stream, rate), names in g["cells"].items():
             for name, triples in names.items():
                 acc = statistics.fmean(r["accuracy"] for r, _, _ in triples)
@@ -311,6 +312,7 @@ def report(rows: list[dict[str, Any]], default: str) -> dict[str, Any]:
                 gap = (acc - racc) / (facc - racc) if facc - racc > 0.005 else float("nan")
                 diffs = [r["accuracy"] - x["accuracy"] for r, x, _ in triples]
                 c = configs[name]
+                cell_acc[name][(stream, rate)] = acc
                 c["accuracy"].append(acc)
                 c["macro_f1"].append(statistics.fmean(r["macro_f1"] for r, _, _ in triples))
                 c["kappa"].append(statistics.fmean(r["kappa"] for r, _, _ in triples))
@@ -357,8 +359,9 @@ def report(rows: list[dict[str, Any]], default: str) -> dict[str, Any]:
         versus = {}
         for peer in (*MATCHED, "skactiveml VU+BIQF"):  # equal labels first
             if default in configs and peer in configs:
-                ours, theirs = configs[default]["accuracy"], configs[peer]["accuracy"]
-                d = [a - b for a, b in zip(ours, theirs, strict=True)]
+                # Paired by stream x rate: a cell the peer lacks is left out.
+                ours, theirs = cell_acc[default], cell_acc[peer]
+                d = [a - theirs[k] for k, a in ours.items() if k in theirs]
                 versus = {
                     "peer": peer,
                     "default_minus_vu_biqf": statistics.fmean(d),
