@@ -221,7 +221,7 @@ def _check_promise(
         assert {key.decode() for _, key, _ in state.outbox if key} <= set(queries)  # published
         spent += stats.queried
     assert spent == len(asked) <= bound  # nothing paid twice; the overall promise
-    assert bound <= max(math.floor(RATE * n), math.floor(RATE * 200))
+    assert bound <= max(math.floor(RATE * n), math.floor(RATE * budget.initial + 1e-9))
     # the whole stream's window promise (in produce order; keys hashed over the partitions)
     worst = _worst_window(sorted(int(sid[1:]) for sid in asked), 1000)
     print(f"\nlabels {len(asked)} of {n} samples; worst 1,000-window of the stream: {worst}")

@@ -95,8 +95,8 @@ class ActiveClassifier(base.Wrapper, base.Classifier):  # type: ignore[misc]
     >>> clf.labels_used <= 0.5 * clf.n_seen, clf.predict_one({"a": 1.0})
     (True, True)
 
-    The default budget (``reserve_quantile:initial=200``) may spend the budget of the
-    first 200 arrivals from the first arrival on; from arrival 200 on, at most
+    The default budget (``reserve_quantile:initial=500``) may spend the budget of the
+    first 500 arrivals from the first arrival on; from arrival 500 on, at most
     ``rate · n`` labels were used.
     """
 
