@@ -376,7 +376,7 @@ def test_every_component_is_covered() -> None:
 def test_default_initial_allowance_stays_within_its_documented_bound(
     stream: str, rate: float
 ) -> None:
-    """The default advances the budget of the first 100 arrivals (cold start), no more."""
+    """The default advances the budget of its first ``initial`` arrivals (cold start), no more."""
     from streamal.defaults import DEFAULT_BUDGET
 
     manager = make_budget(DEFAULT_BUDGET, rate=rate, seed=1)

@@ -8,7 +8,6 @@ and the final snapshot.
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import threading
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import ServeProcess, wait_until
+from _helpers import ServeProcess, default_budget_bound, wait_until
 
 from streamal.core.checkpoint import Checkpointer, Snapshot
 from streamal.messages import Label, Sample, encode
@@ -133,19 +132,12 @@ def _final(state: Path) -> Snapshot:
     return snap
 
 
-def _allowed(snap: Snapshot, n: int) -> int:
-    """The default budget's stated promise after ``n`` samples: ``floor(rate · n)``, or
-    its initial allowance ``floor(rate · initial)`` while that is larger."""
-    initial = getattr(snap.learner.budget, "initial", 0)
-    return max(math.floor(RATE * n + 1e-9), math.floor(RATE * initial + 1e-9))
-
-
 def _check_promise(snap: Snapshot, broker: Any, topics: dict[str, str], n: int, oracle: Oracle):
     learner, stats = snap.learner, snap.learner.stats
     assert stats.seen == n  # every sample decided, exactly once in the durable state
     asked = {json.loads(r.value)["sample_id"] for r in broker.read(topics["queries"])}
     assert len(asked) == stats.queried == learner.budget.spent  # no phantom query
-    assert stats.queried <= _allowed(snap, stats.seen)  # budget not overspent
+    assert stats.queried <= default_budget_bound(RATE, stats.seen)  # budget not overspent
     # every label the oracle sent was learned exactly once; the rest still wait
     assert stats.applied == len(oracle.answered) == learner.model_version
     assert stats.duplicate == stats.unknown == 0
@@ -214,7 +206,7 @@ def test_end_to_end_through_every_topic_with_poison(
     assert stats.unknown == 1  # the ghost label
     snap.learner.stats.unknown = 0
     asked = _check_promise(snap, kafka_broker, topics, n, oracle)
-    assert 0 < len(asked) <= _allowed(snap, n) and stats.applied > 0
+    assert 0 < len(asked) <= default_budget_bound(RATE, n) and stats.applied > 0
     letters = {r.key: r for r in kafka_broker.read(topics["dead_letters"])}
     for kind, value in POISON.items():
         headers = dict(letters[kind.encode()].headers)

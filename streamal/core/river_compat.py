@@ -90,7 +90,7 @@ class ActiveClassifier(base.Wrapper, base.Classifier):  # type: ignore[misc]
     --------
     >>> from river import linear_model
     >>> clf = ActiveClassifier(linear_model.LogisticRegression(), rate=0.5, seed=1)
-    >>> for i in range(300):
+    >>> for i in range(1000):
     ...     clf.learn_one({"a": float(i % 2)}, i % 2 == 1)
     >>> clf.labels_used <= 0.5 * clf.n_seen, clf.predict_one({"a": 1.0})
     (True, True)
