@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import ServeProcess, wait_until
+from _helpers import ServeProcess, default_budget_bound, wait_until
 
 from streamal.core.checkpoint import Checkpointer
 from streamal.core.partition import PartitionState, decode_state
@@ -221,7 +221,7 @@ def _check_promise(
         assert {key.decode() for _, key, _ in state.outbox if key} <= set(queries)  # published
         spent += stats.queried
     assert spent == len(asked) <= bound  # nothing paid twice; the overall promise
-    assert bound <= max(math.floor(RATE * n), math.floor(RATE * budget.initial + 1e-9))
+    assert bound <= default_budget_bound(RATE, n)
     # the whole stream's window promise (in produce order; keys hashed over the partitions)
     worst = _worst_window(sorted(int(sid[1:]) for sid in asked), 1000)
     print(f"\nlabels {len(asked)} of {n} samples; worst 1,000-window of the stream: {worst}")
