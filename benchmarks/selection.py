@@ -523,7 +523,8 @@ def main(argv: list[str] | None = None) -> int:
     pairs = list(CANDIDATES)
     if args.pairs:
         sep = ";" if ";" in args.pairs else ","  # ";" when specs carry k=v,k=v
-        pairs = [tuple(p.split("/", 1)) for p in args.pairs.split(sep)]  # type: ignore[misc]
+        specs = [p for p in args.pairs.split(sep) if p.strip()]  # "a,b=1;" is one spec
+        pairs = [tuple(p.split("/", 1)) for p in specs]  # type: ignore[misc]
     if not args.no_peers:
         default_pair = (DEFAULT_STRATEGY, DEFAULT_BUDGET)
         if default_pair not in pairs:  # the equal-labels peer needs the default's labels

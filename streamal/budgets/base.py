@@ -171,6 +171,20 @@ class BudgetManager(base.Base):  # type: ignore[misc]
         """Current score threshold of threshold-based managers (``None`` otherwise)."""
         return None
 
+    def promised(self, seen: int) -> int:
+        """Most labels the cumulative promise allows after ``seen`` arrivals.
+
+        ``floor(rate · seen)``; a manager with an initial allowance
+        (:class:`~streamal.budgets.ReserveQuantile`) says how it raises it.
+
+        Examples
+        --------
+        >>> from streamal.budgets import RandomBudget
+        >>> RandomBudget(rate=0.1).promised(1234)
+        123
+        """
+        return math.floor(self.rate * seen + 1e-9)
+
     def budget_left(self) -> bool:
         """Whether the guards allow one more label for the current arrival."""
         seen = self._seen

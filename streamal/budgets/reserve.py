@@ -18,6 +18,7 @@ import random
 from bisect import bisect_left as _bisect_left
 from bisect import insort as _insort
 from collections import deque
+from typing import Any
 
 from streamal.budgets.base import BudgetManager
 from streamal.budgets.quantile import quantile
@@ -73,10 +74,19 @@ class ReserveQuantile(BudgetManager):
     initial
         Initial allowance, in arrivals: the budget of the first ``initial`` arrivals,
         ``k = floor(rate · initial)`` labels, may be spent from the first arrival on
-        (cold start: the first labels are worth the most). This changes the cumulative
-        promise to ``spent <= max(floor(rate · n), k)``, which is the usual
-        ``floor(rate · n)`` from arrival ``initial`` on. ``k`` is capped at
+        (cold start: the first labels are worth the most). ``k`` is capped at
         ``floor(rate · window)``, so the sliding-window promise is unchanged.
+    repay
+        Arrivals over which the initial allowance is paid back (at least ``initial``;
+        default ``initial``). The cumulative promise becomes ``spent <= floor(A(n))``
+        with ``A(n) = rate · n + k · (1 − n / repay)`` for ``n < repay`` and
+        ``rate · n`` from arrival ``repay`` on, except that with ``repay == initial``
+        the advance stands whole, ``A(n) = max(rate · n, k)``, until arrival
+        ``initial``. A ``repay`` longer than ``initial`` keeps labels coming after the
+        first burst (at ``rate · (1 − initial / repay)`` per arrival until arrival
+        ``repay``) instead of leaving the stretch after it without any: on a stream
+        whose neighbouring arrivals are alike (Elec2) the burst alone buys one day's
+        worth of near-duplicates. :meth:`promised` gives ``floor(A(n))``.
     window
         Length of the guard's sliding window.
     seed
@@ -101,6 +111,7 @@ class ReserveQuantile(BudgetManager):
         save: float = 300.0,
         explore: float = 0.25,
         initial: int = 0,
+        repay: int | None = None,
         window: int = 1000,
         seed: int | None = None,
     ) -> None:
@@ -113,8 +124,15 @@ class ReserveQuantile(BudgetManager):
         self.reserve = reserve
         self.save = save
         self.explore = explore
-        # Within the first window, so that the sliding-window guard is unchanged.
+        if repay is not None and repay < initial:
+            from streamal.exceptions import ConfigError
+
+            raise ConfigError(f"repay must be at least initial ({initial}), got {repay}")
         self.initial = initial
+        self.repay = initial if repay is None else repay
+        #: Arrivals of this manager over which the advance is repaid (paced: a share).
+        self._repay = float(self.repay)
+        # Within the first window, so that the sliding-window guard is unchanged.
         self._initial = min(max(0, math.floor(rate * initial + 1e-9)), self._window_cap)
         self._target = max(1.0, rate * reserve)
         self._cap = max(2.0, rate * save, self._target, float(self._initial))
@@ -128,9 +146,11 @@ class ReserveQuantile(BudgetManager):
     def budget_left(self) -> bool:
         """The guards, with the first ``initial`` labels allowed from the first arrival."""
         # BudgetManager.budget_left's two guards written out (one call less per
-        # arrival), with the cumulative one lifted while the initial labels last.
+        # arrival), with the cumulative one raised while the initial advance lasts.
         spent, seen = self._spent, self._seen
-        if spent >= self._initial and spent + 1 > self.rate * seen + 1e-9:
+        if spent + 1 > self.rate * seen + 1e-9 and (
+            seen >= self._repay or spent + 1 > self._allowance(seen) + 1e-9
+        ):
             return False
         recent, cap = self._recent, self._window_cap
         return len(recent) < cap or recent[-cap] <= seen - self._span
@@ -139,13 +159,46 @@ class ReserveQuantile(BudgetManager):
         """:meth:`BudgetManager.pace`, and the initial allowance shared too.
 
         Each of the ``parts`` managers may spend ``floor(k / parts)`` labels from its
-        first arrival (``k = floor(rate · initial)``), so that the partitions of one
-        stream together spend at most the ``k`` of one manager at the start.
+        first arrival (``k = floor(rate · initial)``) and repays them over ``repay /
+        parts`` of its own arrivals, so that the partitions of one stream together
+        spend at most what one manager would.
         """
         super().pace(parts)
         whole = max(0, math.floor(self.rate * self.initial + 1e-9))
         self._initial = min(whole // parts, self._window_cap)
+        self._repay = self.repay / parts
         self._cap = max(2.0, self.rate * self.save, self._target, float(self._initial))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Managers pickled before ``repay`` existed held the whole advance until
+        # arrival ``initial``, which is ``repay == initial``.
+        super().__setstate__(state)
+        if "repay" not in state:
+            self.repay = self.initial
+            self._repay = float(self.initial) / self._parts
+
+    def _allowance(self, seen: int) -> float:
+        """``A(seen)``: the labels the cumulative promise allows, before flooring."""
+        allowance = self.rate * seen
+        k, repay = self._initial, self._repay
+        if seen >= repay or k <= 0:
+            return allowance
+        if self.repay == self.initial:  # the whole advance stands until it is due
+            return k if k > allowance else allowance
+        return allowance + k * (1.0 - seen / repay)
+
+    def promised(self, seen: int) -> int:
+        """Most labels the cumulative promise allows after ``seen`` arrivals.
+
+        Examples
+        --------
+        >>> m = ReserveQuantile(rate=0.1, initial=500, repay=1000)
+        >>> [m.promised(n) for n in (0, 100, 500, 1000, 2000)]
+        [50, 55, 75, 100, 200]
+        >>> ReserveQuantile(rate=0.1, initial=500).promised(100)
+        50
+        """
+        return math.floor(self._allowance(seen) + 1e-9)
 
     @property
     def threshold(self) -> float | None:
@@ -172,10 +225,7 @@ class ReserveQuantile(BudgetManager):
             if self._owed and allowed:
                 self._owed = False
                 return True
-        allowance = rate * self._seen
-        initial = self._initial
-        if initial > allowance:  # _at_least(allowance, initial)
-            allowance = initial
+        allowance = self._allowance(self._seen)
         saved = allowance - self._spent - self._forfeited
         cap = self._cap
         if saved > cap:
