@@ -7,7 +7,6 @@ stops them); ``labelling_serve_env`` is the service the labelling tests run.
 
 from __future__ import annotations
 
-import math
 import re
 import signal
 import subprocess
@@ -24,14 +23,13 @@ from typing import Any
 def default_budget_bound(rate: float, n: int) -> int:
     """Most labels the default budget may have bought after ``n`` arrivals at ``rate``.
 
-    Its stated promise: ``floor(rate · n)``, or its initial allowance ``floor(rate ·
-    initial)`` while that is larger (README, "What it promises").
+    Its stated promise: ``floor(rate · n)``, raised by its initial allowance until that
+    is paid back (README, "What it promises"; ``BudgetManager.promised``).
     """
     from streamal.core.registry import make_budget
     from streamal.defaults import DEFAULT_BUDGET
 
-    initial = getattr(make_budget(DEFAULT_BUDGET, rate=rate, seed=0), "initial", 0)
-    return max(math.floor(rate * n + 1e-9), math.floor(rate * initial + 1e-9))
+    return make_budget(DEFAULT_BUDGET, rate=rate, seed=0).promised(n)
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import math
 import random
 import statistics
 
@@ -82,3 +84,59 @@ def test_the_initial_allowance_is_spent_early_and_nothing_more() -> None:
 def test_the_initial_allowance_fits_the_window_guard() -> None:
     m = ReserveQuantile(rate=0.01, initial=100_000, explore=0.0)
     assert sum(m.decide(1.0) for _ in range(1000)) == 10  # floor(0.01 · 1000), not 1,000
+
+
+def _documented_allowance(rate: float, initial: int, repay: int, n: int) -> int:
+    """The promise as the docstring states it, written out independently of the code."""
+    k = math.floor(rate * initial + 1e-9)
+    if n >= repay:
+        return math.floor(rate * n + 1e-9)
+    if repay == initial:
+        return max(math.floor(rate * n + 1e-9), k)
+    return math.floor(rate * n + k * (1 - n / repay) + 1e-9)
+
+
+@pytest.mark.parametrize(("initial", "repay"), [(500, None), (500, 1000), (300, 1000)])
+def test_repaying_the_allowance_keeps_to_its_stated_promise(
+    initial: int, repay: int | None
+) -> None:
+    m = ReserveQuantile(rate=0.1, initial=initial, repay=repay, explore=0.0)
+    spent = 0
+    for n in range(1, 3001):
+        spent += m.decide(1.0)  # every arrival wanted: the guards alone decide
+        bound = _documented_allowance(0.1, initial, repay or initial, n)
+        assert spent <= bound == m.promised(n)
+    assert spent == 300
+
+
+def test_a_longer_repay_keeps_labels_coming_after_the_first_burst() -> None:
+    flat = ReserveQuantile(rate=0.1, initial=500, explore=0.0)
+    repaid = ReserveQuantile(rate=0.1, initial=500, repay=1000, explore=0.0)
+    scores = _uniform(1000, seed=4)
+    flat_asked = [i for i, s in enumerate(scores) if flat.decide(s)]
+    repaid_asked = [i for i, s in enumerate(scores) if repaid.decide(s)]
+    # The same advance up front (50 labels) ...
+    assert flat.promised(1) == repaid.promised(1) == 50
+    # ... but the flat one has spent it by arrival 100 and then waits for rate · n to
+    # catch up at 500; repaid over 1,000 arrivals, labels keep coming in between.
+    assert sum(100 <= i < 450 for i in flat_asked) <= 2
+    assert sum(100 <= i < 450 for i in repaid_asked) >= 12
+    assert len(flat_asked) <= 100 and len(repaid_asked) <= 100
+
+
+def test_repay_shorter_than_the_allowance_is_refused() -> None:
+    with pytest.raises(ConfigError, match="repay"):
+        ReserveQuantile(rate=0.1, initial=500, repay=400)
+
+
+def test_managers_pickled_before_repay_hold_the_whole_advance() -> None:
+    m = ReserveQuantile(rate=0.1, initial=500, seed=2)
+    for s in _uniform(50, seed=5):
+        m.decide(s)
+    state = copy.deepcopy(m.__dict__)  # as unpickled: nothing shared with m
+    del state["repay"], state["_repay"]
+    old = ReserveQuantile.__new__(ReserveQuantile)
+    old.__setstate__(state)
+    assert old.repay == 500 and old.promised(100) == 50 and old.promised(600) == 60
+    same = [old.decide(s) for s in _uniform(2000, seed=6)]
+    assert same == [m.decide(s) for s in _uniform(2000, seed=6)]

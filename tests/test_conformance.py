@@ -376,16 +376,22 @@ def test_every_component_is_covered() -> None:
 def test_default_initial_allowance_stays_within_its_documented_bound(
     stream: str, rate: float
 ) -> None:
-    """The default advances the budget of its first ``initial`` arrivals (cold start), no more."""
+    """The default advances the budget of its first ``initial`` arrivals (cold start) and
+    pays it back by arrival ``repay``, no more (README, "What it promises")."""
     from streamal.defaults import DEFAULT_BUDGET
 
     manager = make_budget(DEFAULT_BUDGET, rate=rate, seed=1)
-    advance = getattr(manager, "initial", 0)
+    initial = getattr(manager, "initial", 0)
+    repay = getattr(manager, "repay", initial)
     decisions = _decisions(manager, SCORE_STREAMS[stream]())
     spent = np.cumsum(decisions)
     n = np.arange(1, N + 1)
-    head = math.floor(rate * advance + 1e-9)
+    # The stated bound, written out: rate·n + k·(1 − n/repay) before arrival repay (the
+    # whole k while n < initial when repay == initial), floor(rate·n) from repay on.
+    k = math.floor(rate * initial + 1e-9)
+    owed = np.clip(1 - n / repay, 0, None) if repay > initial else (n < initial) * 1.0
+    head = np.floor(rate * n + k * owed + 1e-9) if repay > initial else k * owed
     assert (spent <= np.maximum(np.floor(rate * n + 1e-9), head)).all()
-    later = n >= advance
+    later = n >= repay
     assert (spent[later] <= np.floor(rate * n[later] + 1e-9)).all(), "back to floor(rate·n)"
     assert _worst_window(decisions) <= math.floor(rate * WINDOW + 1e-9)

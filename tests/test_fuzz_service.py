@@ -13,7 +13,6 @@ so the fuzzed state must also survive the restricted unpickler.
 from __future__ import annotations
 
 import json
-import math
 import pickle
 import sys
 from collections import Counter
@@ -97,8 +96,7 @@ class Fuzzed:
         assert budget.seen == learner.stats.seen
         # The promise, with the default's initial allowance (reserve_quantile:initial=N
         # may spend the budget of the first N arrivals from the first arrival on).
-        head = math.floor(budget.rate * getattr(budget, "initial", 0) + 1e-9)
-        assert budget.spent <= max(math.floor(budget.rate * budget.seen + 1e-9), head)
+        assert budget.spent <= budget.promised(budget.seen)
         assert learner.stats.queried == budget.spent
         assert len(learner.pending) <= learner.pending.max_size
 

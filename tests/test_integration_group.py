@@ -212,10 +212,10 @@ def _check_promise(
         # every sample of the partition decided exactly once in the durable state
         assert state.offset == ends[p] == stats.seen
         # per partition: the default spec's stated promise, with its share of the initial
-        # allowance (paced: floor(floor(rate * initial) / P) from its first arrival)
-        share = math.floor(RATE * budget.initial + 1e-9) // PARTITIONS
+        # allowance (paced: floor(floor(rate * initial) / P) from its first arrival,
+        # repaid over repay / P of its arrivals)
         assert budget.paced == (-(-1000 // PARTITIONS), math.floor(RATE * 1000) // PARTITIONS)
-        allowed = max(math.floor(RATE * stats.seen + 1e-9), share)
+        allowed = budget.promised(stats.seen)
         assert stats.queried == budget.spent <= allowed
         bound += allowed
         assert {key.decode() for _, key, _ in state.outbox if key} <= set(queries)  # published
