@@ -480,6 +480,32 @@ PARTS: dict[str, dict[str, Any]] = {
 }
 
 
+def drop_stale_peers(path: Path) -> int:
+    """Rewrite the cache without the equal-labels peer runs that no longer match the
+    default's label count on their replay (within 1 % or 1 label); how many went."""
+    if not path.is_file():
+        return 0
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    replay = ("stream", "order", "limit", "model", "rate", "delay")
+    mine = {
+        cache_key(r, replay): r["labels"]
+        for r in rows
+        if (r["strategy"], r["budget"]) == (DEFAULT_STRATEGY, DEFAULT_BUDGET)
+    }
+
+    def stale(r: dict[str, Any]) -> bool:
+        cap = mine.get(cache_key(r, replay))
+        return (
+            r["budget"] == "sk_biqf_eq"
+            and cap is not None
+            and not (abs(r["labels"] - cap) <= max(1.0, 0.01 * cap))
+        )
+
+    kept = [r for r in rows if not stale(r)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return len(rows) - len(kept)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", action="append", choices=sorted(PARTS), default=[])
@@ -509,8 +535,16 @@ def main(argv: list[str] | None = None) -> int:
         "--cache", type=Path, default=ROOT / "benchmarks" / "results" / "selection.jsonl"
     )
     parser.add_argument("--report", action="store_true", help="write the report from the cache")
+    parser.add_argument(
+        "--drop-stale-peers",
+        action="store_true",
+        help="first drop the equal-labels peer runs no longer within 1 %% or 1 label of the "
+        "current default's labels on the same replay (after a change of the default)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "selection")
     args = parser.parse_args(argv)
+    if args.drop_stale_peers:
+        print(f"dropped {drop_stale_peers(args.cache)} stale equal-labels peer runs")
     cache = ResultCache(args.cache, KEY)
     streams = [s.strip() for s in args.streams.split(",")] if args.streams else []
     if args.extra_dir:
