@@ -13,7 +13,7 @@ DEFAULT_MODEL = "arf20"
 #: Strategy spec (see :mod:`streamal.core.registry`).
 DEFAULT_STRATEGY = "margin"
 #: Budget manager spec.
-DEFAULT_BUDGET = "reserve_quantile:initial=500"
+DEFAULT_BUDGET = "reserve_quantile:initial=500,repay=1000"
 #: Share of arrivals that may be labelled.
 DEFAULT_RATE = 0.1
 #: Seed of every random choice when none is given.

@@ -225,7 +225,9 @@ class ReserveQuantile(BudgetManager):
             if self._owed and allowed:
                 self._owed = False
                 return True
-        allowance = self._allowance(self._seen)
+        seen = self._seen
+        # _allowance(seen), written out for the arrivals after the advance is repaid.
+        allowance = self._allowance(seen) if seen < self._repay else rate * seen
         saved = allowance - self._spent - self._forfeited
         cap = self._cap
         if saved > cap:

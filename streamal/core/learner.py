@@ -832,7 +832,8 @@ class ActiveLearner:
         ``stats.warm_start``, and are *not* charged to the label budget unless
         ``charge`` is true; charged labels count as spent, so the manager's guards hold
         for the warm-start and stream labels together (after ``n`` arrivals at most
-        ``floor(rate · n)`` labels in all: with ``N`` charged labels the stream's first
+        ``budget.promised(n)`` labels in all, ``floor(rate · n)`` unless the manager has
+        an initial allowance: with ``N`` charged labels beyond it the stream's first
         query comes after about ``N / rate`` arrivals).
 
         Parameters

@@ -95,9 +95,10 @@ class ActiveClassifier(base.Wrapper, base.Classifier):  # type: ignore[misc]
     >>> clf.labels_used <= 0.5 * clf.n_seen, clf.predict_one({"a": 1.0})
     (True, True)
 
-    The default budget (``reserve_quantile:initial=500``) may spend the budget of the
-    first 500 arrivals from the first arrival on; from arrival 500 on, at most
-    ``rate · n`` labels were used.
+    The default budget (``reserve_quantile:initial=500,repay=1000``) may spend the
+    budget of the first 500 arrivals from the first arrival on and pays it back by
+    arrival 1,000; from then on at most ``rate · n`` labels were used (the bound at any
+    ``n`` is ``budget.promised(n)``).
     """
 
     def __init__(
