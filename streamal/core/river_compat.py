@@ -98,7 +98,7 @@ class ActiveClassifier(base.Wrapper, base.Classifier):  # type: ignore[misc]
     The default budget (``reserve_quantile:initial=500,repay=1000``) may spend the
     budget of the first 500 arrivals from the first arrival on and pays it back by
     arrival 1,000; from then on at most ``rate · n`` labels were used (the bound at any
-    ``n`` is ``budget.promised(n)``).
+    ``n`` is ``clf.learner.budget.promised(n)``).
     """
 
     def __init__(
