@@ -7,6 +7,7 @@ stops them); ``labelling_serve_env`` is the service the labelling tests run.
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 import subprocess
@@ -18,6 +19,17 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+
+def documented_allowance(rate: float, initial: int, repay: int, n: int) -> int:
+    """``reserve_quantile``'s cumulative promise after ``n`` arrivals, as its docstring
+    and the README state it, written out independently of the code."""
+    k = math.floor(rate * initial + 1e-9)
+    if n >= repay:
+        return math.floor(rate * n + 1e-9)
+    if repay == initial:
+        return max(math.floor(rate * n + 1e-9), k)
+    return math.floor(rate * n + k * (1 - n / repay) + 1e-9)
 
 
 def default_budget_bound(rate: float, n: int) -> int:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import copy
-import math
 import random
 import statistics
 
 import pytest
+from _helpers import documented_allowance
 
 from streamal.budgets import ReserveQuantile, VariableThreshold
 from streamal.core.registry import make_budget
@@ -86,16 +86,6 @@ def test_the_initial_allowance_fits_the_window_guard() -> None:
     assert sum(m.decide(1.0) for _ in range(1000)) == 10  # floor(0.01 · 1000), not 1,000
 
 
-def _documented_allowance(rate: float, initial: int, repay: int, n: int) -> int:
-    """The promise as the docstring states it, written out independently of the code."""
-    k = math.floor(rate * initial + 1e-9)
-    if n >= repay:
-        return math.floor(rate * n + 1e-9)
-    if repay == initial:
-        return max(math.floor(rate * n + 1e-9), k)
-    return math.floor(rate * n + k * (1 - n / repay) + 1e-9)
-
-
 @pytest.mark.parametrize(("initial", "repay"), [(500, None), (500, 1000), (300, 1000)])
 def test_repaying_the_allowance_keeps_to_its_stated_promise(
     initial: int, repay: int | None
@@ -104,7 +94,7 @@ def test_repaying_the_allowance_keeps_to_its_stated_promise(
     spent = 0
     for n in range(1, 3001):
         spent += m.decide(1.0)  # every arrival wanted: the guards alone decide
-        bound = _documented_allowance(0.1, initial, repay or initial, n)
+        bound = documented_allowance(0.1, initial, repay or initial, n)
         assert spent <= bound == m.promised(n)
     assert spent == 300
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _helpers import documented_allowance
 
 from streamal import ActiveLearner, Label
 from streamal.budgets.drift import DriftAware
@@ -388,10 +389,8 @@ def test_default_initial_allowance_stays_within_its_documented_bound(
     n = np.arange(1, N + 1)
     # The stated bound, written out: rate·n + k·(1 − n/repay) before arrival repay (the
     # whole k while n < initial when repay == initial), floor(rate·n) from repay on.
-    k = math.floor(rate * initial + 1e-9)
-    owed = np.clip(1 - n / repay, 0, None) if repay > initial else (n < initial) * 1.0
-    head = np.floor(rate * n + k * owed + 1e-9) if repay > initial else k * owed
-    assert (spent <= np.maximum(np.floor(rate * n + 1e-9), head)).all()
+    bound = [documented_allowance(rate, initial, repay, i) for i in range(1, N + 1)]
+    assert (spent <= np.array(bound)).all()
     later = n >= repay
     assert (spent[later] <= np.floor(rate * n[later] + 1e-9)).all(), "back to floor(rate·n)"
     assert _worst_window(decisions) <= math.floor(rate * WINDOW + 1e-9)
