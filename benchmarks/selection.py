@@ -498,7 +498,8 @@ def drop_stale_peers(path: Path) -> int:
         return (
             r["budget"] == "sk_biqf_eq"
             and cap is not None
-            and not (abs(r["labels"] - cap) <= max(1.0, 0.01 * cap))
+            # over the count or short of it, by more than matched_enough's tolerance
+            and not matched_enough(min(r["labels"], cap), max(r["labels"], cap))
         )
 
     kept = [r for r in rows if not stale(r)]
