@@ -97,3 +97,54 @@ def test_selection_report_of_streams_where_full_and_random_are_level() -> None:
     (group,) = summary.values()
     assert group["configs"][default]["gap"] != group["configs"][default]["gap"]  # nan
     assert "| nan |" in "\n".join(selection._headline(summary, default))
+
+
+def test_hindsight_ceiling_runs_apart_from_the_reports(tmp_path: Path) -> None:
+    import hindsight
+
+    b = selection.DEFAULT_BUDGET
+    argv = ["--part", "first2000", "--models", "gnb", "--rates", "0.05", "--delays", "0"]
+    pairs = f"{selection.DEFAULT_STRATEGY}/{b};{hindsight.NAME}/{b}"
+    argv += ["--streams", "breast_cancer", "--no-peers", "--pairs", pairs]
+    argv += ["--cache", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "out")]
+    assert selection.main(argv) == 0
+    runs = list(selection.ResultCache(tmp_path / "c.jsonl", selection.KEY).rows.values())
+    peeked = {r["order"]: r for r in runs if r["strategy"] == hindsight.NAME}
+    ours = {r["order"]: r for r in runs if r["strategy"] == selection.DEFAULT_STRATEGY}
+    assert sorted(peeked) == sorted(ours) == [0, 1, 2]
+    # The same manager buys about as many labels; which ones differs (it reads the truth).
+    assert all(abs(r["labels"] - ours[o]["labels"]) <= 2 for o, r in peeked.items())
+    assert any(r["accuracy"] != ours[o]["accuracy"] for o, r in peeked.items())
+    assert hindsight.NAME not in (tmp_path / "out" / "selection.md").read_text()
+    out = tmp_path / "hindsight.md"
+    assert hindsight.main(["--cache", str(tmp_path / "c.jsonl"), "--out", str(out)]) == 0
+    table = out.read_text()
+    assert "| first 2000 / gnb | suite (12) | 1 |" in table and "| hindsight |" in table
+
+
+def test_hindsight_scores_the_models_mistakes_first() -> None:
+    import hindsight
+
+    s = hindsight.HindsightError()
+    s.truth = "b"
+    wrong_but_sure = s.score({}, {"a": 0.99, "b": 0.01})
+    right_but_unsure = s.score({}, {"a": 0.49, "b": 0.51})
+    assert wrong_but_sure > 0.5 > right_but_unsure > 0.0
+
+
+def test_hindsight_learner_scores_with_each_arrivals_own_label() -> None:
+    import hindsight
+
+    from streamal.messages import Label
+
+    learner = hindsight.build("gnb", selection.DEFAULT_BUDGET, 0.2, 1)
+    wrong = right = 0
+    for sample in selection.load("iris", 0, None):
+        d = learner.process(sample)
+        if d.queried:
+            learner.learn(Label(sample_id=sample.id, y=sample.y))
+        if d.prediction is not None and d.score != 0.5:  # 0.5: a sure mistake, or a tie
+            assert (d.score > 0.5) == (d.prediction != sample.y)
+            wrong += d.prediction != sample.y
+            right += d.prediction == sample.y
+    assert wrong > 0 and right > 0
