@@ -177,7 +177,7 @@ def report(rows: list[dict[str, Any]], groups: dict[str, list[str]]) -> str:
                     if k not in acc:
                         continue
                     wins[k] += acc[k] > acc["random/random"]
-                    if span >= 0.005:
+                    if span > 0.005:
                         stats[k].append((acc[k] - acc["random/random"]) / span)
                 if names:
                     diffs.append(100 * (acc[names[0]] - acc[default]))
