@@ -7,23 +7,32 @@ scores an arrival the current model predicts wrongly above every arrival it pred
 rightly (``0.5 + 0.5 · margin`` against ``0.5 · margin``, ``margin`` the default
 strategy's score), so the default manager (same quantile filter, exploration share,
 initial allowance, guards) buys the model's mistakes first, nearest the boundary first.
-This is the error-driven oracle of the active-learning literature (the "perfect
-uncertainty" selector; see e.g. Settles, *Active Learning Literature Survey*, 2009,
-sec. 3), applied greedily: it is not the best subset in hindsight, but a selector that
-knows what the model is about to get wrong.
+It is a greedy oracle: not the best subset in hindsight (which no replay could search),
+but a selector that knows what the model is about to get wrong, which is what
+uncertainty sampling guesses from the model's posterior. With the budget
+``sk_biqf_eq`` it runs under the equal-labels peer's manager instead (BIQF unguarded,
+held to the default's label count on the same replay): the same count, spent whenever
+the filter says, so the difference between the two shows what the promise's timing
+costs.
 
 The runs go through ``selection.py`` (same streams, orders, models, oracle and cache),
 with the strategy name ``hindsight``::
 
     D=/path/to/extdata
     B="reserve_quantile:initial=500,repay=1000"
+    P="hindsight/$B;hindsight/$B,explore=0"
     python benchmarks/selection.py --part first2000 --models arf20,logreg,gnb,hoeffding,arf \
-        --delays 0 --no-peers --extra-dir $D --pairs "hindsight/$B;hindsight/$B,explore=0"
+        --delays 0 --no-peers --extra-dir $D --pairs "$P"
+    python benchmarks/selection.py --part first2000 --models arf20,logreg --delays 0 \
+        --no-peers --extra-dir $D --pairs hindsight/sk_biqf_eq
     python benchmarks/selection.py --part arf_full --models arf20 --no-peers --extra-dir $D \
-        --pairs "hindsight/$B;hindsight/$B,explore=0"
+        --pairs "$P;hindsight/sk_biqf_eq"
     python benchmarks/selection.py --part full --models logreg --no-peers --extra-dir $D \
-        --pairs "hindsight/$B;hindsight/$B,explore=0"
+        --pairs "$P;hindsight/sk_biqf_eq"
     python benchmarks/hindsight.py --extra-dir $D     # the table, from the cache
+
+(the unguarded variant needs the default's runs on the same replays in the cache: its
+label count is the default's).
 
 ``selection.py`` leaves the ``hindsight`` runs out of its own reports; this script
 reports them beside the default, uniform random and the equal-labels peer, per group of
@@ -46,7 +55,6 @@ from common import ROOT, ResultCache  # noqa: E402
 from streamal.core.learner import ActiveLearner  # noqa: E402
 from streamal.defaults import DEFAULT_BUDGET, DEFAULT_STRATEGY  # noqa: E402
 from streamal.messages import Sample  # noqa: E402
-from streamal.offline.replay import build_learner  # noqa: E402
 from streamal.strategies.base import Strategy  # noqa: E402
 from streamal.strategies.uncertainty import Margin  # noqa: E402
 
@@ -101,9 +109,9 @@ class Peeking:
         return list(self.learner.finish())
 
 
-def build(model: str, budget: str, rate: float, seed: int) -> Peeking:
-    """The default learner with its strategy replaced by :class:`HindsightError`."""
-    learner = build_learner(model, DEFAULT_STRATEGY, budget, rate, seed)
+def peek(learner: ActiveLearner) -> Peeking:
+    """``learner`` with its strategy replaced by :class:`HindsightError` (its manager kept:
+    the default's, or the equal-labels peer's for ``sk_biqf_eq``)."""
     strategy = HindsightError()
     learner.strategy = strategy
     return Peeking(learner, strategy)
@@ -135,6 +143,8 @@ def _cells(
 def _label(name: str) -> str:
     """``hindsight/<default budget>,k=v`` → ``hindsight, k=v``."""
     budget = name.split("/", 1)[1]
+    if budget == "sk_biqf_eq":
+        return f"{NAME}, unguarded (BIQF @ equal labels)"
     if budget == DEFAULT_BUDGET:
         return NAME
     if budget.startswith(DEFAULT_BUDGET + ","):

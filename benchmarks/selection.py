@@ -179,16 +179,18 @@ def _replay(data: list[Sample], row: dict[str, Any], scale: float = 1.0) -> dict
     classes = len({s.y for s in data})
     model = _model(row["model"], classes)
     rate, seed = row["rate"], 1
+    peeks = row["strategy"] == hindsight.NAME  # reads the label: a ceiling, not a method
+    strategy = DEFAULT_STRATEGY if peeks else row["strategy"]
     if row["budget"] == "sk_biqf_eq":
         learner = build_peer_learner(
-            model, row["strategy"], row["budget"], rate, seed, row["cap"], len(data), scale
+            model, strategy, row["budget"], rate, seed, row["cap"], len(data), scale
         )
     elif row["budget"] in PEER_MANAGERS:
-        learner = build_peer_learner(model, row["strategy"], row["budget"], rate, seed)
-    elif row["strategy"] == hindsight.NAME:  # reads the label: a ceiling, not a method
-        learner = hindsight.build(model, row["budget"], rate, seed)
+        learner = build_peer_learner(model, strategy, row["budget"], rate, seed)
     else:
-        learner = build_learner(model, row["strategy"], row["budget"], rate, seed)
+        learner = build_learner(model, strategy, row["budget"], rate, seed)
+    if peeks:
+        learner = hindsight.peek(learner)
     rec = _Recorder(learner)
     started = time.perf_counter()
     oracle = SimulatedOracle(str(row["delay"]), seed=seed)

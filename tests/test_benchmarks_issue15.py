@@ -104,17 +104,23 @@ def test_hindsight_ceiling_runs_apart_from_the_reports(tmp_path: Path) -> None:
 
     b = selection.DEFAULT_BUDGET
     argv = ["--part", "first2000", "--models", "gnb", "--rates", "0.05", "--delays", "0"]
-    pairs = f"{selection.DEFAULT_STRATEGY}/{b};{hindsight.NAME}/{b}"
+    pairs = f"{selection.DEFAULT_STRATEGY}/{b};{hindsight.NAME}/{b};{hindsight.NAME}/sk_biqf_eq"
     argv += ["--streams", "breast_cancer", "--no-peers", "--pairs", pairs]
     argv += ["--cache", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "out")]
     assert selection.main(argv) == 0
     runs = list(selection.ResultCache(tmp_path / "c.jsonl", selection.KEY).rows.values())
-    peeked = {r["order"]: r for r in runs if r["strategy"] == hindsight.NAME}
     ours = {r["order"]: r for r in runs if r["strategy"] == selection.DEFAULT_STRATEGY}
-    assert sorted(peeked) == sorted(ours) == [0, 1, 2]
+    peeked, free = (
+        {r["order"]: r for r in runs if (r["strategy"], r["budget"]) == (hindsight.NAME, budget)}
+        for budget in (b, "sk_biqf_eq")
+    )
+    assert sorted(peeked) == sorted(free) == sorted(ours) == [0, 1, 2]
     # The same manager buys about as many labels; which ones differs (it reads the truth).
     assert all(abs(r["labels"] - ours[o]["labels"]) <= 2 for o, r in peeked.items())
     assert any(r["accuracy"] != ours[o]["accuracy"] for o, r in peeked.items())
+    # Unguarded, it is held to the default's count, as the equal-labels peer is.
+    for o, r in free.items():
+        assert r["cap"] == ours[o]["labels"] and selection.matched_enough(r["labels"], r["cap"])
     assert hindsight.NAME not in (tmp_path / "out" / "selection.md").read_text()
     out = tmp_path / "hindsight.md"
     assert hindsight.main(["--cache", str(tmp_path / "c.jsonl"), "--out", str(out)]) == 0
@@ -137,7 +143,9 @@ def test_hindsight_learner_scores_with_each_arrivals_own_label() -> None:
 
     from streamal.messages import Label
 
-    learner = hindsight.build("gnb", selection.DEFAULT_BUDGET, 0.2, 1)
+    learner = hindsight.peek(
+        selection.build_learner("gnb", selection.DEFAULT_STRATEGY, selection.DEFAULT_BUDGET, 0.2, 1)
+    )
     wrong = right = 0
     for sample in selection.load("iris", 0, None):
         d = learner.process(sample)
