@@ -11,9 +11,9 @@ It is a greedy oracle: not the best subset in hindsight (which no replay could s
 but a selector that knows what the model is about to get wrong, which is what
 uncertainty sampling guesses from the model's posterior. With the budget
 ``sk_biqf_eq`` it runs under the equal-labels peer's manager instead (BIQF unguarded,
-held to the default's label count on the same replay): the same count, spent whenever
-the filter says, so the difference between the two shows what the promise's timing
-costs.
+held to the default's label count on the same replay): the same count, spent when
+BIQF's filter says and with no initial allowance, so the difference between the two
+shows what the default manager's schedule is worth.
 
 The runs go through ``selection.py`` (same streams, orders, models, oracle and cache),
 with the strategy name ``hindsight``::
