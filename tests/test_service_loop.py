@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -296,6 +297,35 @@ def test_recreated_topic_is_read_from_the_beginning(tmp_path: Path) -> None:
     assert service.run(count=4) == 4
     assert service.learner.stats.seen == 14
     assert registry.get_sample_value("streamal_offset_resets_total", {"kind": "sample"}) == 1
+
+
+class NoTopicIds(TickingSource):
+    """A consumer whose metadata has no topic ids yet (or stale ones)."""
+
+    def topic_id(self, topic: str) -> str | None:
+        return None
+
+
+def test_recreated_topic_the_metadata_did_not_show_is_counted_when_it_restarts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The snapshot's offset (10) is beyond the re-created topic's end (4): the client
+    # restarts the partition from the beginning; the service sees offset 0 after 10.
+    broker = MemoryBroker()
+    for i in range(10):
+        broker.produce(TOPICS.samples, sample(i))
+    make(broker, tmp_path).run(count=10)
+    broker.create_topic(TOPICS.samples)
+    for i in range(10, 14):
+        broker.produce(TOPICS.samples, sample(i))
+    registry = CollectorRegistry()
+    service = make(broker, tmp_path, registry=registry, source=NoTopicIds(broker, Clock()))
+    with caplog.at_level(logging.WARNING, logger="streamal.service"):
+        assert service.run(count=4) == 4
+    assert service.learner.stats.seen == 14
+    assert registry.get_sample_value("streamal_offset_resets_total", {"kind": "sample"}) == 1
+    assert "restarted at offset 0 (expected 10)" in caplog.text
+    assert service.offsets.positions[(TOPICS.samples, 0)] == 4
 
 
 # -- failures ----------------------------------------------------------------------------

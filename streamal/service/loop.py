@@ -311,10 +311,30 @@ class Service:
         t0 = time.perf_counter()
         handle, positions = self.handler.handle, self.offsets.positions
         for env in batch:
+            key = (env.topic, env.partition)
+            if env.offset < positions.get(key, 0):
+                self._went_back(key, positions[key], env.offset)
             handle(env)
-            positions[(env.topic, env.partition)] = env.offset + 1
+            positions[key] = env.offset + 1
         self._since_commit += len(batch)
         self.metrics.batch(time.perf_counter() - t0, self.learner)
+
+    def _went_back(self, tp: TopicPartition, expected: int, offset: int) -> None:
+        """A partition delivered an offset below the one it was sought to: the client
+        restarted it (its topic was re-created under the same id as far as the client's
+        metadata knew, so :meth:`on_assigned` could not tell). Counted as a reset."""
+        log.warning(
+            "partition %s-%d restarted at offset %d (expected %d): the topic was re-created",
+            tp[0],
+            tp[1],
+            offset,
+            expected,
+        )
+        self.metrics.offset_reset(self._kind(tp[0]))
+
+    def _kind(self, topic: str) -> str:
+        """The metrics' name of an input topic: ``sample`` or ``label``."""
+        return {self.topics.samples: "sample", self.topics.labels: "label"}.get(topic, topic)
 
     # -- checkpoints ---------------------------------------------------------------
     def _maybe_checkpoint(self) -> None:
@@ -390,9 +410,8 @@ class Service:
         """Seek to the snapshot's offsets; start re-created topics from the beginning."""
         self._assigned.update(partitions)
         try:
-            kinds = {self.topics.samples: "sample", self.topics.labels: "label"}
             for topic, _ in self.offsets.assign(self.source, partitions):
-                self.metrics.offset_reset(kinds.get(topic, topic))
+                self.metrics.offset_reset(self._kind(topic))
         except BaseException as err:
             self._callback_error = err
 

@@ -103,6 +103,16 @@ class MemoryBroker:
             raise TransportError("memory broker is down")
 
 
+def _earliest_when_out_of_range(
+    topics: Mapping[str, _Topic], positions: dict[TopicPartition, int]
+) -> None:
+    """Restart from offset 0 every position beyond its partition's end (as kafka-python's
+    ``auto_offset_reset="earliest"`` does on an out-of-range fetch)."""
+    for (topic, p), pos in positions.items():
+        if pos > len(topics[topic].partitions[p]):
+            positions[(topic, p)] = 0
+
+
 class MemorySource:
     """A consumer of a :class:`MemoryBroker` that owns every partition of its topics.
 
@@ -115,6 +125,10 @@ class MemorySource:
     as a consumer group does: member ``i`` of ``n`` (in joining order) gets the
     partitions ``p`` with ``p % n == i``; a member joining (subscribe) or leaving
     (close) makes every member's next poll revoke and re-assign.
+
+    A position beyond a partition's end (a topic re-created while the source held an
+    offset into the old one) restarts from the beginning, as kafka-python does with
+    ``auto_offset_reset="earliest"`` on an out-of-range fetch.
     """
 
     def __init__(
@@ -181,9 +195,11 @@ class MemorySource:
             self.rebalance()
         if self._assign_due:
             self._assign()
+        topics, positions = self.broker.topics, self._positions
+        _earliest_when_out_of_range(topics, positions)
         runs = [
-            self.broker.topics[topic].partitions[p][pos : pos + max_records]
-            for (topic, p), pos in self._positions.items()
+            topics[topic].partitions[p][pos : pos + max_records]
+            for (topic, p), pos in positions.items()
         ]
         if self._rng is None:
             heads = sorted((e for run in runs for e in run), key=lambda e: e[0])
@@ -264,7 +280,8 @@ class MemoryReader:
     def poll(self, max_records: int, timeout: float) -> list[Envelope]:
         if self.broker.down:
             return []
-        topics = self.broker.topics
+        topics, positions = self.broker.topics, self._positions
+        _earliest_when_out_of_range(topics, positions)
         heads = sorted(
             (
                 e
