@@ -51,6 +51,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, ResultCache  # noqa: E402
+from peers import MATCHED  # noqa: E402
 
 from streamal.core.learner import ActiveLearner  # noqa: E402
 from streamal.defaults import DEFAULT_BUDGET, DEFAULT_STRATEGY  # noqa: E402
@@ -58,7 +59,7 @@ from streamal.messages import Sample  # noqa: E402
 from streamal.strategies.base import Strategy  # noqa: E402
 from streamal.strategies.uncertainty import Margin  # noqa: E402
 
-#: The strategy name ``selection.py`` hands to :func:`build`.
+#: The strategy name with which ``selection.py`` builds a learner and hands it to :func:`peek`.
 NAME = "hindsight"
 #: Streams shorter than this get more than ``rate · n`` labels from the default's initial
 #: allowance (it is repaid by arrival 1,000): their rows are not at equal labels with random.
@@ -119,7 +120,7 @@ def peek(learner: ActiveLearner) -> Peeking:
 
 # -- report ----------------------------------------------------------------------------
 def _cells(
-    rows: list[dict[str, Any]],
+    rows: list[dict[str, Any]], low_rate: float
 ) -> dict[tuple[Any, ...], dict[str, dict[int, dict[str, Any]]]]:
     """(limit, model, delay, stream, rate) → configuration → order → run."""
     cells: dict[tuple[Any, ...], dict[str, dict[int, dict[str, Any]]]] = defaultdict(
@@ -129,7 +130,7 @@ def _cells(
         (r["limit"], r["model"], r["stream"], r["order"]): r for r in rows if r["budget"] == "full"
     }
     for r in rows:
-        if r["budget"] == "full" or r["rate"] < 0.05:
+        if r["budget"] == "full" or r["rate"] < low_rate:  # reported apart
             continue
         key = (r["limit"], r["model"], r["delay"], r["stream"], r["rate"])
         full = fulls.get((r["limit"], r["model"], r["stream"], r["order"]))
@@ -152,12 +153,13 @@ def _label(name: str) -> str:
     return name
 
 
-def report(rows: list[dict[str, Any]], groups: dict[str, list[str]]) -> str:
+def report(rows: list[dict[str, Any]], groups: dict[str, list[str]], low_rate: float) -> str:
     """Per (replay, model): gap closed and rows ahead of random for the default, the
-    hindsight selectors and the equal-labels peer, by group of streams."""
+    hindsight selectors and the equal-labels peer, by group of streams (rates from
+    ``low_rate`` up, as ``selection.py``'s main groups)."""
     default = f"{DEFAULT_STRATEGY}/{DEFAULT_BUDGET}"
-    peer = "sk_uncertainty/sk_biqf_eq"
-    cells = _cells(rows)
+    (peer,) = ("/".join(spec) for spec in MATCHED.values())
+    cells = _cells(rows, low_rate)
     names = sorted({n for c in cells.values() for n in c if n.startswith(NAME + "/")})
     lines = [
         "| replay / model | group | rows | "
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         groups[f"external ({len(external)})"] = external
         ext_long = [s for s in external if s in long_enough]
         groups[f"external, ≥ {EQUAL_LABELS_FROM} arrivals ({len(ext_long)})"] = ext_long
-    text = report(rows, groups)
+    text = report(rows, groups, selection.LOW_RATE)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

@@ -320,9 +320,9 @@ class Service:
         self.metrics.batch(time.perf_counter() - t0, self.learner)
 
     def _went_back(self, tp: TopicPartition, expected: int, offset: int) -> None:
-        """A partition delivered an offset below the one it was sought to: the client
-        restarted it (its topic was re-created under the same id as far as the client's
-        metadata knew, so :meth:`on_assigned` could not tell). Counted as a reset."""
+        """A partition delivered an offset below its stored position: the client restarted
+        it (its topic was re-created, and no re-assignment showed :meth:`on_assigned` the
+        new id). Counted as a reset."""
         log.warning(
             "partition %s-%d restarted at offset %d (expected %d): the topic was re-created",
             tp[0],
