@@ -44,10 +44,17 @@ def default_budget_bound(rate: float, n: int) -> int:
     return make_budget(DEFAULT_BUDGET, rate=rate, seed=0).promised(n)
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+def wait_until(
+    check: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 0.1,
+    log: Path | None = None,
+) -> Any:
     """Return the first true value of ``check()``, polled every ``interval`` seconds.
 
-    Raises ``AssertionError`` naming ``what`` when ``timeout`` seconds pass first.
+    Raises ``AssertionError`` naming ``what`` when ``timeout`` seconds pass first, with
+    the last lines of ``log`` (e.g. a ``ServeProcess``'s) when given: CI keeps no files.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -55,7 +62,8 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    tail = "" if log is None else "\n" + "\n".join(log.read_text().splitlines()[-30:])
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{tail}")
 
 
 def labelling_serve_env(broker: Any, topics: dict[str, str]) -> dict[str, str]:

@@ -283,24 +283,46 @@ def test_broker_killed_under_the_service(
 
     send(0, 100)
     serve = serve_process(_env(broker, topics, SERVICE__BROKER_TIMEOUT="6"), state)
-    wait_until(lambda: serve.metric("streamal_learner_events", event="seen") == 100, 30, "100 seen")
+    wait_until(
+        lambda: serve.metric("streamal_learner_events", event="seen") == 100,
+        30,
+        "100 seen",
+        log=serve.log,
+    )
     # A short outage: the service rides it out and reads the re-created (empty) topics.
     broker.kill()
     # Noticed by the next probe, or at worst by the flush of a checkpoint in progress.
-    wait_until(lambda: serve.get("/readyz") == (503, "broker unreachable\n"), 15, "not ready")
+    wait_until(
+        lambda: serve.get("/readyz") == (503, "broker unreachable\n"),
+        15,
+        "not ready",
+        log=serve.log,
+    )
     time.sleep(1.0)
     broker.restart()
     broker.create_topics(*topics.values(), partitions=2)
-    wait_until(lambda: serve.get("/readyz")[0] == 200, 20, "ready again")
+    wait_until(lambda: serve.get("/readyz")[0] == 200, 20, "ready again", log=serve.log)
     send(100, 150)
     # Noticed on re-assignment (the topics' new ids) or, when the client kept its
     # assignment and restarted the partitions itself, by their offsets going back: the
     # second needs messages, so they are sent first (it failed 2 CI runs in 4 before).
-    wait_until(lambda: serve.metric("streamal_offset_resets_total", kind="sample") > 0, 30, "reset")
-    wait_until(lambda: serve.metric("streamal_learner_events", event="seen") == 150, 30, "150 seen")
+    wait_until(
+        lambda: serve.metric("streamal_offset_resets_total", kind="sample") > 0,
+        30,
+        "reset",
+        log=serve.log,
+    )
+    wait_until(
+        lambda: serve.metric("streamal_learner_events", event="seen") == 150,
+        30,
+        "150 seen",
+        log=serve.log,
+    )
     assert serve.proc.poll() is None
     # (the broker keeps nothing across a restart: what the snapshot lacks is lost with it)
-    wait_until(lambda: _final(state).learner.stats.seen == 150, 10, "150 in the snapshot")
+    wait_until(
+        lambda: _final(state).learner.stats.seen == 150, 10, "150 in the snapshot", log=serve.log
+    )
     # A long outage: the service exits non-zero with a clear message ...
     broker.kill()
     assert serve.proc.wait(30) == 3
@@ -310,6 +332,11 @@ def test_broker_killed_under_the_service(
     broker.create_topics(*topics.values(), partitions=2)
     send(150, 180)
     serve = serve_process(_env(broker, topics), state)
-    wait_until(lambda: serve.metric("streamal_learner_events", event="seen") == 180, 40, "180 seen")
+    wait_until(
+        lambda: serve.metric("streamal_learner_events", event="seen") == 180,
+        40,
+        "180 seen",
+        log=serve.log,
+    )
     assert serve.stop() == 0
     assert _final(state).learner.stats.seen == 180

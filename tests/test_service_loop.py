@@ -300,10 +300,12 @@ def test_recreated_topic_is_read_from_the_beginning(tmp_path: Path) -> None:
 
 
 class NoTopicIds(TickingSource):
-    """A consumer whose metadata has no topic ids yet (or stale ones)."""
+    """A consumer whose metadata has no topic ids until ``shown`` is set."""
+
+    shown = False
 
     def topic_id(self, topic: str) -> str | None:
-        return None
+        return super().topic_id(topic) if self.shown else None
 
 
 def test_recreated_topic_the_metadata_did_not_show_is_counted_when_it_restarts(
@@ -326,6 +328,33 @@ def test_recreated_topic_the_metadata_did_not_show_is_counted_when_it_restarts(
     assert registry.get_sample_value("streamal_offset_resets_total", {"kind": "sample"}) == 1
     assert "restarted at offset 0 (expected 10)" in caplog.text
     assert service.offsets.positions[(TOPICS.samples, 0)] == 4
+
+
+def test_a_restarted_partition_is_not_read_again_when_the_new_id_shows_later(
+    tmp_path: Path,
+) -> None:
+    # The client restarted the re-created topic by itself; a later re-assignment, with
+    # the new id now in the metadata, must not take the topic for re-created again (it
+    # would read the 4 samples twice, learning from them twice).
+    broker = MemoryBroker()
+    for i in range(10):
+        broker.produce(TOPICS.samples, sample(i))
+    make(broker, tmp_path).run(count=10)
+    broker.create_topic(TOPICS.samples)
+    for i in range(10, 14):
+        broker.produce(TOPICS.samples, sample(i))
+    clock = Clock()
+    source = NoTopicIds(broker, clock)
+    service = make(broker, tmp_path, source=source, clock=clock)
+    assert service.run(count=4) == 4
+    source.shown = True
+    source.rebalance()
+    broker.produce(TOPICS.samples, sample(14))
+    assert service.run(timeout=1.0) == 1  # sample 14, and none of 10-13 again
+    assert service.learner.stats.seen == 15
+    snap = Checkpointer(tmp_path).load()
+    assert snap is not None and snap.learner.stats.seen == 15
+    assert snap.topic_ids[TOPICS.samples] == broker.topics[TOPICS.samples].id
 
 
 # -- failures ----------------------------------------------------------------------------
@@ -442,6 +471,32 @@ def test_stop_flush_timeout_keeps_the_last_checkpoint(tmp_path: Path) -> None:
         service.run(count=0)
     snap = Checkpointer(tmp_path).load()
     assert snap is not None and snap.offsets == {(TOPICS.samples, 0): 1}
+
+
+class SlowFlushSink(MemorySink):
+    """A sink whose next ``fail`` flushes time out."""
+
+    fail = 0
+
+    def flush(self, timeout: float) -> bool:
+        if self.fail:
+            self.fail -= 1
+            return False
+        return super().flush(timeout)
+
+
+def test_a_failed_flush_is_not_undone_by_the_records_polled_before_it(tmp_path: Path) -> None:
+    # The flush that times out makes the broker unreachable until a probe or a later poll
+    # says otherwise; before, the records of the same turn said "reachable" at once, and
+    # the next turn's checkpoint waited for another flush timeout (while /readyz said 200).
+    broker, sink = MemoryBroker(), SlowFlushSink(MemoryBroker())
+    sink.broker = broker
+    broker.produce(TOPICS.samples, sample(0))
+    once = LoopPolicy(commit_every=1, commit_interval=1e9, health_interval=1.0)
+    service = make(broker, tmp_path, policy=once, sink=sink)
+    sink.fail = 1
+    service.run(count=1)  # its checkpoint's flush times out; the stop's succeeds
+    assert service.readiness() == (False, "broker unreachable")
 
 
 def test_lost_deliveries_fail_the_run_without_a_snapshot(tmp_path: Path) -> None:

@@ -188,10 +188,9 @@ class Checkpointer:
                 self.directory,
             )
         self._lock_fd: int | None = None
+        self._swept = False
         if lock:
-            self._lock()  # before the clean-up: another service's temp file is not stale
-        for stale in self.directory.glob(f".{_PREFIX}*.tmp"):
-            stale.unlink(missing_ok=True)  # left by a crash during a save
+            self._lock()
 
     # -- the lock ------------------------------------------------------------------
     def _lock(self) -> None:
@@ -240,6 +239,12 @@ class Checkpointer:
         CheckpointError
             If the file cannot be written (disk full, permissions); nothing is replaced.
         """
+        if not self._swept:
+            # Only the writer clears the temp files a crash during a save left: one made
+            # to read (e.g. next to a running service) must not delete its file in flight.
+            for stale in self.directory.glob(f".{_PREFIX}*.tmp"):
+                stale.unlink(missing_ok=True)
+            self._swept = True
         sequence = self._next_sequence()
         final = self.directory / f"{_PREFIX}{sequence:012d}{_SUFFIX}"
         tmp = self.directory / f".{final.name}.tmp"

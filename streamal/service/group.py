@@ -496,8 +496,8 @@ class GroupService(Service):
                     processed += len(batch)
                 elif side:
                     self._observe()
+                self.watch.observe(bool(batch or side))  # before: see Service.run
                 self._maybe_checkpoint()
-                self.watch.observe(bool(batch or side))
                 if not batch:
                     self._note_waiting()
                 if self.clock() >= self._next_reassign:

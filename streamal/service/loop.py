@@ -258,8 +258,10 @@ class Service:
                 if batch:
                     self._process(batch)
                     processed += len(batch)
-                self._maybe_checkpoint()
+                # Before the checkpoint: records polled earlier must not undo what a
+                # failed flush says about the broker (a second flush would wait again).
                 self.watch.observe(bool(batch))
+                self._maybe_checkpoint()
                 if not batch:
                     self._note_waiting()
                 if timeout is not None and self.clock() - started >= timeout:
@@ -322,7 +324,12 @@ class Service:
     def _went_back(self, tp: TopicPartition, expected: int, offset: int) -> None:
         """A partition delivered an offset below its stored position: the client restarted
         it (its topic was re-created, and no re-assignment showed :meth:`on_assigned` the
-        new id). Counted as a reset."""
+        new id). Counted as a reset.
+
+        The positions now point into the new log, so the old topic id is forgotten (or
+        replaced by the new one where the metadata already has it): a later assignment
+        that shows the new id must not restart the topic again, reading it twice.
+        """
         log.warning(
             "partition %s-%d restarted at offset %d (expected %d): the topic was re-created",
             tp[0],
@@ -331,6 +338,7 @@ class Service:
             expected,
         )
         self.metrics.offset_reset(self._kind(tp[0]))
+        self.offsets.adopt(self.source, tp[0])
 
     def _kind(self, topic: str) -> str:
         """The metrics' name of an input topic: ``sample`` or ``label``."""

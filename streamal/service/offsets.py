@@ -74,3 +74,12 @@ class Offsets:
         source.seek({tp: self.positions[tp] for tp in partitions if tp in self.positions})
         source.seek_to_beginning(reset)
         return reset
+
+    def adopt(self, source: Source, topic: str) -> None:
+        """Take the positions of ``topic`` as being in its current log (the client restarted
+        a partition of a re-created topic by itself): keep the id the metadata shows now
+        if it is new, else forget the old one, so that the next :meth:`assign` adopts
+        whichever id the broker reports instead of restarting the topic again."""
+        known, current = self.topic_ids.pop(topic, None), source.topic_id(topic)
+        if current is not None and current != known:
+            self.topic_ids[topic] = current
