@@ -65,6 +65,23 @@ def test_empty_directory_loads_nothing_and_the_writer_removes_stale_temp_files(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot-000000000001.ckpt"]
 
 
+def test_a_reader_whose_newest_file_was_pruned_meanwhile_reads_the_new_newest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Next to a running service: between the listing and the read, its saves replaced the
+    # newest file (keep=1 here). That is not a corrupt snapshot.
+    writer = Checkpointer(tmp_path, keep=1)
+    first = writer.save(Snapshot({}))
+    reader = Checkpointer(tmp_path)
+    listed = reader.paths()
+    writer.save(Snapshot({}, offsets={("s", 0): 7}))
+    assert not first.exists()
+    calls = iter([listed])
+    monkeypatch.setattr(reader, "paths", lambda: next(calls, None) or Checkpointer.paths(reader))
+    snap = reader.load()
+    assert snap is not None and snap.offsets == {("s", 0): 7}
+
+
 def _flip_byte(path: Path, at: int) -> None:
     data = bytearray(path.read_bytes())
     data[at] ^= 0xFF
