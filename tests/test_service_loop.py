@@ -473,8 +473,8 @@ def test_a_failed_flush_is_not_undone_by_the_records_polled_before_it(tmp_path: 
     # The flush that times out makes the broker unreachable until a probe or a later poll
     # says otherwise; before, the records of the same turn said "reachable" at once, and
     # the next turn's checkpoint waited for another flush timeout (while /readyz said 200).
-    broker, sink = MemoryBroker(), SlowFlushSink(MemoryBroker())
-    sink.broker = broker
+    broker = MemoryBroker()
+    sink = SlowFlushSink(broker)
     broker.produce(TOPICS.samples, sample(0))
     once = LoopPolicy(commit_every=1, commit_interval=1e9, health_interval=1.0)
     service = make(broker, tmp_path, policy=once, sink=sink)
