@@ -31,6 +31,9 @@ instances for the CPU.
   stable (every partition owned, every instance deciding), it times a window of
   ``--window`` seconds: the **aggregate decided samples per second** is the growth of
   ``streamal_partition_samples_total`` summed over the instances, divided by the window.
+  When the instances decide the whole backlog before the group is stable (some joined
+  late on a loaded machine), there is nothing to time: the run is repeated with a fresh
+  group, up to three times (``attempts`` in the results).
 
 Also recorded per run: the labels each instance learned in the window
 (``streamal_model_version``), and the CPU seconds (``/proc``) the instances, the broker
@@ -231,6 +234,18 @@ class BrokerGone(RuntimeError):
     """The broker process exited during a run (the instances could not settle without it)."""
 
 
+class DrainedFirst(RuntimeError):
+    """The instances read the whole topic before the group was stable: nothing to time.
+
+    Some instances were assigned late (a slow start or join on a loaded machine) and the
+    others decided every sample meanwhile. The run is repeated with a fresh group.
+    """
+
+
+#: Runs of one configuration, at most, that drain the topic before the group is stable.
+ATTEMPTS = 3
+
+
 def run_once(
     n: int,
     single: bool,
@@ -304,7 +319,8 @@ def run_once(
             # topic drained before the group settled: more --samples).
             seen = [((m or {}).get("assigned"), (m or {}).get(key)) for m in last]
             logs = "\n".join(p.read_text()[-2000:] for p in Path(tmp).glob("*.log"))
-            raise RuntimeError(
+            drained = all(last) and sum(m[key] for m in last) >= total
+            raise (DrainedFirst if drained else RuntimeError)(
                 f"{n} instance(s) did not settle in {args.settle} s "
                 f"((assigned, {key}) per instance: {seen}; {total} samples):\n{logs}"
             )
@@ -455,25 +471,35 @@ def main(argv: list[str] | None = None) -> int:
         assert broker.pid is not None
         for r in range(args.rounds):
             for name, n in zip(runs_of, counts, strict=True):
-                try:
-                    run = run_once(
-                        n,
-                        name == "single",
-                        bootstrap,
-                        broker.pid,
-                        samples_topic,
-                        args.partitions,
-                        len(stream),
-                        answers,
-                        warm_file,
-                        args,
-                    )
-                except RuntimeError as err:
-                    if broker.running:
-                        raise
-                    log = (Path(tmp) / "broker.log").read_text(errors="replace")[-3000:]
-                    raise BrokerGone(f"{err}; the broker exited during the run:\n{log}") from err
-                run["round"] = r
+                for attempt in range(1, ATTEMPTS + 1):
+                    try:
+                        run = run_once(
+                            n,
+                            name == "single",
+                            bootstrap,
+                            broker.pid,
+                            samples_topic,
+                            args.partitions,
+                            len(stream),
+                            answers,
+                            warm_file,
+                            args,
+                        )
+                        break
+                    except RuntimeError as err:
+                        if not broker.running:
+                            log = (Path(tmp) / "broker.log").read_text(errors="replace")[-3000:]
+                            raise BrokerGone(
+                                f"{err}; the broker exited during the run:\n{log}"
+                            ) from err
+                        if not isinstance(err, DrainedFirst) or attempt == ATTEMPTS:
+                            raise
+                        print(
+                            f"round {r}, {name}: the topic drained before the group was "
+                            f"stable; again with a fresh group ({attempt}/{ATTEMPTS})",
+                            file=sys.stderr,
+                        )
+                run["round"], run["attempts"] = r, attempt
                 runs.append(run)
                 print(
                     f"round {r}, {name}: {run['decided_per_s']:.0f} samples/s "
